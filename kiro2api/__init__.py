@@ -1,0 +1,7 @@
+"""kiro2api: the Anthropic Messages and OpenAI Chat Completions APIs on Kiro accounts."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"
