@@ -27,7 +27,7 @@ from kiro2api.convert.events import UpstreamEvent
 from kiro2api.convert.sse import ANTHROPIC_PING, anthropic_error_body, anthropic_frame
 from kiro2api.errors import Kiro2ApiError
 
-__all__ = ["AnthropicStreamTranslator", "Input", "State"]
+__all__ = ["AnthropicStreamTranslator", "Input", "State", "anthropic_usage"]
 
 _TEXT_START = (
     b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
@@ -44,6 +44,20 @@ _JSON_DELTA = (
 _DELTA_END = b"}}\n\n"
 _BLOCK_STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
 _MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
+def anthropic_usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+    """The Anthropic ``usage`` object.
+
+    The cache fields are always 0 (the upstream has no prompt cache), but Claude Code's context
+    display needs them present.
+    """
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
 
 
 class AnthropicStreamTranslator(ResponseMachine):
@@ -160,21 +174,11 @@ class AnthropicStreamTranslator(ResponseMachine):
             "model": self.model,
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": self._usage(0),
+            "usage": anthropic_usage(self.input_tokens, 0),
         }
         self._out.append(
             anthropic_frame("message_start", {"type": "message_start", "message": message})
         )
-
-    def _usage(self, output_tokens: int) -> dict[str, int]:
-        # The cache fields are always 0 (the upstream has no prompt cache), but Claude Code's
-        # context display needs them present.
-        return {
-            "input_tokens": self.input_tokens,
-            "output_tokens": output_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        }
 
     def _on_text_start(self, index: int) -> None:
         self._out.append(_TEXT_START % index)
@@ -206,7 +210,7 @@ class AnthropicStreamTranslator(ResponseMachine):
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
-            "usage": self._usage(self.output_tokens),
+            "usage": anthropic_usage(self.input_tokens, self.output_tokens),
         }
         self._out += (anthropic_frame("message_delta", delta), _MESSAGE_STOP)
 
