@@ -6,7 +6,7 @@ pure-Python package (the codec then falls back to kiro2api/_eventstream_py.py).
 
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 if os.environ.get("KIRO2API_NO_EXTENSIONS"):
     print("kiro2api: pure Python build (KIRO2API_NO_EXTENSIONS is set)")
@@ -16,7 +16,8 @@ else:
 
     print("kiro2api: accelerated build (compiling kiro2api/_eventstream.pyx)")
     ext_modules = cythonize(
-        ["kiro2api/_eventstream.pyx"],
+        # zlib: the codec calls its C crc32 directly.
+        [Extension("kiro2api._eventstream", ["kiro2api/_eventstream.pyx"], libraries=["z"])],
         compiler_directives={"language_level": "3", "embedsignature": True},
     )
 
