@@ -8,9 +8,18 @@ import orjson
 
 from kiro2api.convert.anthropic_request import parse_anthropic_request
 from kiro2api.convert.openai_request import parse_openai_request
-from kiro2api.convert.upstream_request import ConvertSettings, UpstreamRequest, build_upstream_request
+from kiro2api.convert.upstream_request import (
+    ConvertSettings,
+    UpstreamRequest,
+    build_upstream_request,
+)
 from kiro2api.simulator._validate import find_violations
 
+#: An 8x8 red PNG (the image of the Claude Code capture).
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEklEQVR4nGP4z8CAFWEXHbQSACj/"
+    "P8Fu7N9hAAAAAElFTkSuQmCC"
+)
 CONV_ID = "11111111-2222-5333-8444-555555555555"
 CONT_ID = "66666666-7777-5888-9999-aaaaaaaaaaaa"
 
@@ -18,7 +27,7 @@ CONT_ID = "66666666-7777-5888-9999-aaaaaaaaaaaa"
 def build(
     req_body: dict[str, Any], *, settings: ConvertSettings | None = None, openai: bool = False
 ) -> UpstreamRequest:
-    """Parse a client body and build the upstream request, asserting the upstream would accept it."""
+    """Parse a client body and build the upstream body, asserting the upstream accepts it."""
     req = parse_openai_request(req_body) if openai else parse_anthropic_request(req_body)
     out = build_upstream_request(
         req, settings or ConvertSettings(), conversation_id=CONV_ID, continuation_id=CONT_ID

@@ -114,9 +114,7 @@ def test_worked_example_section_2_6() -> None:
     out = build(body)
     assert orjson.loads(out.body) == expected
     # Field order as §2.2 (upstream is fine either way, but it keeps diffs readable).
-    assert list(orjson.loads(out.body)["conversationState"]) == list(
-        expected["conversationState"]
-    )
+    assert list(orjson.loads(out.body)["conversationState"]) == list(expected["conversationState"])
     assert out.model_id == model
     assert out.tool_names == {}
     assert out.context_window == 200_000
@@ -124,7 +122,9 @@ def test_worked_example_section_2_6() -> None:
 
 
 def test_minimal_request_has_null_history() -> None:
-    out = build({"model": "claude-sonnet-4-20250514", "messages": [{"role": "user", "content": "Hi"}]})
+    out = build(
+        {"model": "claude-sonnet-4-20250514", "messages": [{"role": "user", "content": "Hi"}]}
+    )
     st = state(out)
     assert st["history"] is None
     assert current(out) == {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from convreq_helpers import build, current, roles, state
+from convreq_helpers import PNG, build, current, roles, state
 
 from kiro2api.convert.history import (
     ASSISTANT_EMPTY_PLACEHOLDER,
@@ -18,7 +18,6 @@ from kiro2api.convert.history import (
 from kiro2api.convert.upstream_request import ConvertSettings
 from kiro2api.errors import PromptTooLongError
 
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEklEQVR4nGP4z8CAFWEXHbQSACj/P8Fu7N9hAAAAAElFTkSuQmCC"
 BASH = {
     "name": "Bash",
     "description": "Run a command",
@@ -34,7 +33,9 @@ def result(tool_id: str, content: Any = "ok", **extra: Any) -> dict[str, Any]:
     return {"type": "tool_result", "tool_use_id": tool_id, "content": content, **extra}
 
 
-def request(*messages: dict[str, Any], tools: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
+def request(
+    *messages: dict[str, Any], tools: list[Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {"model": "claude-sonnet-4-5", "messages": list(messages), **extra}
     if tools is not None:
         body["tools"] = tools
@@ -115,7 +116,8 @@ def test_orphan_tool_use_before_plain_user_turn() -> None:
     cur = current(out)
     assert cur["content"] == ""
     [res] = cur["userInputMessageContext"]["toolResults"]
-    assert res["toolUseId"] == "t1" and res["status"] == "error"
+    assert res["toolUseId"] == "t1"
+    assert res["status"] == "error"
     assert res["content"] == [{"text": MISSING_RESULT}, {"text": "never mind, stop"}]
 
 
@@ -161,7 +163,10 @@ def test_empty_assistant_and_empty_user_get_placeholders() -> None:
     out = build(
         request(
             {"role": "user", "content": ""},
-            {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": ""}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "thinking", "thinking": "hm", "signature": ""}],
+            },
             {"role": "user", "content": [{"type": "text", "text": "  "}]},
         )
     )
@@ -255,7 +260,9 @@ def test_tools_used_in_history_are_declared() -> None:
     [tool] = current(out)["userInputMessageContext"]["tools"]
     assert tool["toolSpecification"]["name"] == "Grep"
     assert tool["toolSpecification"]["description"]
-    assert tool["toolSpecification"]["inputSchema"] == {"json": {"type": "object", "properties": {}}}
+    assert tool["toolSpecification"]["inputSchema"] == {
+        "json": {"type": "object", "properties": {}}
+    }
 
 
 def test_web_search_dropped_from_tools_and_history() -> None:
@@ -288,7 +295,9 @@ def test_defer_loading_placeholder_dropped() -> None:
         "defer_loading": True,
     }
     out = build(request({"role": "user", "content": "hi"}, tools=[BASH, placeholder]))
-    names = [t["toolSpecification"]["name"] for t in current(out)["userInputMessageContext"]["tools"]]
+    names = [
+        t["toolSpecification"]["name"] for t in current(out)["userInputMessageContext"]["tools"]
+    ]
     assert names == ["Bash"]
 
 
