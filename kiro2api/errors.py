@@ -229,7 +229,7 @@ class UpstreamProtocolError(UpstreamError):
 
 
 class UpstreamStreamError(UpstreamError):
-    """The upstream reported an exception inside the EventStream (``:message-type`` exception/error)."""
+    """The upstream reported an exception inside the EventStream (exception or error frame)."""
 
     def __init__(self, message: str, *, exception_type: str) -> None:
         super().__init__(message)

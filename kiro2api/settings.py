@@ -152,7 +152,9 @@ class _Reader:
             self.problems.append(f"{name}: expected {what}, got {text.strip()!r}")
             return default
 
-    def integer(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+    def integer(
+        self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         value = self.convert(name, default, int, "an integer")
         if value < minimum or (maximum is not None and value > maximum):
             bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
@@ -185,7 +187,9 @@ class _Reader:
     def choice(self, name: str, default: str, allowed: set[str]) -> str:
         text = (self.raw(name) or default).strip().lower()
         if text not in allowed:
-            self.problems.append(f"{name}: must be one of {', '.join(sorted(allowed))}, got {text!r}")
+            self.problems.append(
+                f"{name}: must be one of {', '.join(sorted(allowed))}, got {text!r}"
+            )
             return default
         return text
 
