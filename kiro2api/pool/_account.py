@@ -163,7 +163,11 @@ class Account:
         return now < self.cooldown_until
 
     def over_quota(self) -> bool:
-        """Whether the known (or locally counted) credits are used up."""
+        """Whether the known (or locally counted) credits are used up.
+
+        Display only: the local count is an estimate (one credit per request), so only the
+        upstream's 402 or a usage poll showing zero (an EXHAUSTED cooldown) blocks the account.
+        """
         return self.available is not None and self.available <= 0
 
     def at_capacity(self) -> bool:
@@ -173,7 +177,7 @@ class Account:
 
     def eligible(self, now: float) -> bool:
         """Nothing but the token (and capacity) rules the account out."""
-        return not self.config.disabled and not self.cooling(now) and not self.over_quota()
+        return not self.config.disabled and not self.cooling(now)
 
     def servable(self, now: float) -> bool:
         """A lease can be handed out right now."""
@@ -191,8 +195,6 @@ class Account:
             return AccountState.DISABLED
         if self.cooling(now):
             return self.cooldown_state
-        if self.over_quota():
-            return AccountState.EXHAUSTED
         if self.refresh_in_flight is not None:
             return AccountState.REFRESHING
         if self.has_valid_token(now):
@@ -289,6 +291,11 @@ class Account:
             return
         self.rejected_token = token
         self.auth_failures += 1
+        if self.config.auth is AuthKind.API_KEY:
+            # Nothing to refresh: the key itself was refused. Park it, retry after the cooldown.
+            self.last_error = "the upstream rejected the API key"
+            self._cool(now, self.policy.invalid_cooldown, AccountState.INVALID)
+            return
         if token is not None and token == self.access_token:
             self.token_rejected = True
         if self.auth_failures >= 2:

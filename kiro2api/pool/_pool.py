@@ -276,9 +276,9 @@ class AccountPool:
             Whether the account now holds a usable token.
         """
         account = lease._account
-        if account.config.auth is AuthKind.API_KEY:
-            return account.has_valid_token(trio.current_time())
         account.note_auth_failure(lease._token, trio.current_time())
+        if account.config.auth is AuthKind.API_KEY:
+            return False
         current = account.access_token
         if current is not None and current != lease._token and not account.token_rejected:
             return account.has_valid_token(trio.current_time())

@@ -37,7 +37,12 @@ def test_inline_array_with_all_three_kinds() -> None:
         "eu-west-1",
         2,
     )
-    assert (key.auth, key.credential, key.disabled, key.index) == (AuthKind.API_KEY, APIKEY, True, 2)
+    assert (key.auth, key.credential, key.disabled, key.index) == (
+        AuthKind.API_KEY,
+        APIKEY,
+        True,
+        2,
+    )
     assert social.source_key == credential_key(SOCIAL)
     assert SOCIAL not in social.source_key
     # A repr never shows a secret (it ends up in tracebacks and debug logs).
