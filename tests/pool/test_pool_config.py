@@ -46,7 +46,8 @@ def test_inline_array_with_all_three_kinds() -> None:
     assert social.source_key == credential_key(SOCIAL)
     assert SOCIAL not in social.source_key
     # A repr never shows a secret (it ends up in tracebacks and debug logs).
-    assert SECRET not in repr(idc) and IDC not in repr(idc)
+    assert SECRET not in repr(idc)
+    assert IDC not in repr(idc)
 
 
 def test_single_object_and_default_auth_and_case_insensitive_keys() -> None:
@@ -94,7 +95,8 @@ def test_wrong_type_errors_do_not_echo_the_value() -> None:
     raw = f'[{{"refreshToken": ["{SOCIAL}"]}}]'
     with pytest.raises(ConfigError) as info:
         load_accounts(raw, source_hint="KIRO_AUTH_TOKEN")
-    assert "[0]" in info.value.message and "an array" in info.value.message
+    assert "[0]" in info.value.message
+    assert "an array" in info.value.message
     assert SOCIAL not in info.value.message
 
 

@@ -129,7 +129,8 @@ async def test_rate_limit_without_retry_after_uses_a_default_cooldown(
     pool.release(await pool.acquire(), Outcome.RATE_LIMITED)
     with pytest.raises(NoAccountAvailableError) as info:
         await pool.acquire()
-    assert info.value.retry_after is not None and 10.0 <= info.value.retry_after <= 20.0
+    assert info.value.retry_after is not None
+    assert 10.0 <= info.value.retry_after <= 20.0
 
 
 async def test_server_errors_back_off_exponentially_and_success_resets(
@@ -225,7 +226,8 @@ async def test_success_and_cancel_count_requests_and_release_is_idempotent(
     pool.release(b, Outcome.CLIENT_CANCELLED)
     snap = pool.snapshot()[0]
     assert (snap.in_flight, snap.requests_served, snap.status) == (0, 2, AccountState.ACTIVE)
-    assert snap.last_used is not None and snap.cooldown_until is None
+    assert snap.last_used is not None
+    assert snap.cooldown_until is None
     assert a.released
 
 

@@ -75,7 +75,7 @@ def test_inline_source_uses_a_hashed_state_file_that_wins_on_next_start(tmp_path
     raw = f'[{{"refreshToken": "{OLD}"}}, {{"refreshToken": "{OTHER}"}}]'
     state_dir = tmp_path / "state"
     store = CredentialStore(raw, state_dir)
-    first, second = store.load()
+    first, _second = store.load()
     first = store.persist(first, "aorNEW-token-1")
     first = store.persist(first, "aorNEW-token-2")
     assert first.source_key == credential_key(OLD)  # the key stays that of the source
