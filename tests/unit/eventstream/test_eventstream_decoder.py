@@ -12,6 +12,7 @@ from eventstream_support import (
     byte_by_byte,
     decode_all,
     header,
+    outcome,
     prelude,
     raw_frame,
     split,
@@ -25,7 +26,7 @@ from kiro2api.errors import (
     MessageChecksumError,
     PreludeChecksumError,
 )
-from kiro2api.eventstream import Int32, MAX_HEADERS_LENGTH, MAX_MESSAGE_LENGTH
+from kiro2api.eventstream import MAX_HEADERS_LENGTH, MAX_MESSAGE_LENGTH, Int32
 
 
 def _stream(impl: ModuleType, count: int) -> tuple[bytes, list[bytes]]:
@@ -116,13 +117,10 @@ def test_checksum_errors_report_the_frame_offset(impl: ModuleType) -> None:
     for bad, error in ((bad_payload, MessageChecksumError), (bad_prelude, PreludeChecksumError)):
         stream = good * 2 + bytes(bad) + good
         for chunks in ([stream], byte_by_byte(stream)):
-            decoder = impl.Decoder()
-            seen = []
-            with pytest.raises(error) as info:
-                for chunk in chunks:
-                    seen.extend(decoder.feed(chunk))
-            assert info.value.offset == 2 * len(good)
-            assert f"at stream offset {2 * len(good)}" in str(info.value)
+            seen, err = outcome(impl, chunks)
+            assert type(err) is error
+            assert err.offset == 2 * len(good)
+            assert f"at stream offset {2 * len(good)}" in str(err)
             if len(chunks) > 1:
                 assert len(seen) == 2  # frames before the bad one were delivered
 
