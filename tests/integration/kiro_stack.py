@@ -1,4 +1,4 @@
-"""Helpers for integration tests: a real stack of the upstream simulator and kiro2api on 127.0.0.1."""
+"""Integration-test helpers: the upstream simulator and kiro2api, both on 127.0.0.1."""
 
 from __future__ import annotations
 
