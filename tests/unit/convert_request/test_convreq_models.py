@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kiro2api.convert.models import ModelInfo, ModelMap
+from kiro2api.convert.models import ModelMap
 from kiro2api.errors import ConfigError, RequestError
 
 
@@ -60,7 +60,7 @@ def test_public_models_and_context_window() -> None:
     assert ids[:2] == ["claude-opus-4.6", "claude-opus-4.5"]
     assert "claude-sonnet-4-5-20250929" in ids
     assert len(ids) == len(set(ids))
-    assert all(isinstance(m, ModelInfo) and m.context_window == 200_000 for m in models)
+    assert all(m.context_window == 200_000 for m in models)
     assert all(m.created > 0 and m.display_name for m in models)
     assert ModelMap.default().context_window("claude-opus-5-5") == 200_000
     assert ModelMap.default().context_window("nonsense") == 200_000
