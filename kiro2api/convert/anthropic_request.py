@@ -38,6 +38,7 @@ from kiro2api.convert.canonical import (
     JSONObject,
     TextBlock,
     ToolChoice,
+    ToolReferenceBlock,
     ToolResultBlock,
     ToolResultPart,
     ToolSpec,
@@ -275,8 +276,12 @@ def _parse_tool_result_part(raw: object, param: str) -> ToolResultPart:
         return TextBlock(req_str(block.get("text"), f"{param}.text"))
     if kind == "image":
         return _parse_image(block, param)
+    if kind == "tool_reference":
+        name = req_str(block.get("tool_name"), f"{param}.tool_name", non_empty=True)
+        return ToolReferenceBlock(name)
     raise RequestError(
-        f"{param}.type: unsupported tool result content type {kind!r}; supported: image, text",
+        f"{param}.type: unsupported tool result content type {kind!r}; "
+        "supported: image, text, tool_reference",
         param=f"{param}.type",
     )
 

@@ -24,6 +24,7 @@ __all__ = [
     "Role",
     "TextBlock",
     "ToolChoice",
+    "ToolReferenceBlock",
     "ToolResultBlock",
     "ToolResultPart",
     "ToolSpec",
@@ -72,8 +73,15 @@ class ToolUseBlock:
     input: JSONObject
 
 
+@dataclass(frozen=True, slots=True)
+class ToolReferenceBlock:
+    """A tool search hit (Anthropic ``tool_reference``): the named deferred tool is now callable."""
+
+    tool_name: str
+
+
 #: What a tool result may contain.
-ToolResultPart: TypeAlias = TextBlock | ImageBlock
+ToolResultPart: TypeAlias = TextBlock | ImageBlock | ToolReferenceBlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +90,8 @@ class ToolResultBlock:
 
     Attributes:
         tool_use_id: The id of the :class:`ToolUseBlock` this answers.
-        content: Text and image parts in order (empty when the client sent none).
+        content: Text, image and tool-reference parts in order (empty when the client sent
+            none).
         is_error: The tool failed.
     """
 
@@ -118,8 +127,9 @@ class ToolSpec:
         input_schema: The JSON schema as sent, or ``None`` when the client sent none.
         server_type: For Anthropic server/built-in tools (``web_search_20250305``, ...), their
             ``type``; ``None`` for ordinary (custom/function) tools.
-        defer_loading: Claude Code's placeholder that only keeps deferred tool loading switched
-            on; never meant to be called.
+        defer_loading: A deferred tool: only loaded once a tool search result references it
+            (or history calls it). Claude Code's ``DeferredToolPlaceholder`` is one that is never
+            referenced.
     """
 
     name: str

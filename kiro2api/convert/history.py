@@ -40,6 +40,7 @@ hoping, the conversation is always rebuilt so that these invariants hold:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -47,6 +48,7 @@ import orjson
 from kiro2api.convert.canonical import (
     ImageBlock,
     TextBlock,
+    ToolReferenceBlock,
     ToolResultBlock,
     ToolUseBlock,
     Turn,
@@ -154,16 +156,24 @@ def _merge(turns: tuple[Turn, ...]) -> list[_Entry]:
     return entries
 
 
-def _result_parts(result: ToolResultBlock) -> tuple[TextBlock, ...]:
-    """A result's text parts, or one placeholder part when it has none."""
-    parts = tuple(p for p in result.content if isinstance(p, TextBlock) and p.text)
+def _result_parts(result: ToolResultBlock, rename: Callable[[str], str]) -> tuple[TextBlock, ...]:
+    """A result's parts as text, or one placeholder part when it has none."""
+    parts: list[TextBlock] = []
+    for part in result.content:
+        if isinstance(part, TextBlock) and part.text:
+            parts.append(part)
+        elif isinstance(part, ToolReferenceBlock):
+            # The tool itself is declared by the builder (tools.upstream_tools).
+            parts.append(TextBlock(f"Tool {rename(part.tool_name)} is now available."))
     if parts:
-        return parts
+        return tuple(parts)
     has_image = any(isinstance(p, ImageBlock) for p in result.content)
     return (TextBlock(IMAGE_RESULT if has_image else EMPTY_RESULT),)
 
 
-def _repair_user(entry: _Entry, calls: list[ToolUseBlock]) -> UserMessage:
+def _repair_user(
+    entry: _Entry, calls: list[ToolUseBlock], rename: Callable[[str], str]
+) -> UserMessage:
     """Pair ``entry``'s results with ``calls`` (the preceding assistant's tool uses)."""
     wanted = {call.id for call in calls}
     answered: dict[str, ToolResultBlock] = {}
@@ -173,11 +183,11 @@ def _repair_user(entry: _Entry, calls: list[ToolUseBlock]) -> UserMessage:
         images.extend(p for p in result.content if isinstance(p, ImageBlock))
         if result.tool_use_id in wanted and result.tool_use_id not in answered:
             answered[result.tool_use_id] = ToolResultBlock(
-                result.tool_use_id, _result_parts(result), result.is_error
+                result.tool_use_id, _result_parts(result, rename), result.is_error
             )
         else:
             label = "error " if result.is_error else ""
-            text = "\n".join(p.text for p in _result_parts(result))
+            text = "\n".join(p.text for p in _result_parts(result, rename))
             orphan_texts.append(f"[Tool {label}result for {result.tool_use_id}]\n{text}")
     texts = orphan_texts + entry.texts
     if not calls:
@@ -201,12 +211,19 @@ def _repair_assistant(entry: _Entry) -> AssistantMessage:
     return AssistantMessage(content=content, tool_uses=tuple(entry.tool_uses))
 
 
-def build_conversation(system: str, turns: tuple[Turn, ...]) -> Conversation:
+def _same(name: str) -> str:
+    return name
+
+
+def build_conversation(
+    system: str, turns: tuple[Turn, ...], *, rename: Callable[[str], str] = _same
+) -> Conversation:
     """Repair a canonical conversation (see the module docstring for every rule).
 
     Args:
         system: The system prompt (``""`` for none).
         turns: The client's turns, in order.
+        rename: Maps a client tool name to its upstream name (for text that names tools).
 
     Returns:
         A conversation whose history alternates and whose tool calls are all answered.
@@ -223,7 +240,7 @@ def build_conversation(system: str, turns: tuple[Turn, ...]) -> Conversation:
     calls: list[ToolUseBlock] = []
     for entry in entries:
         if entry.role == "user":
-            messages.append(_repair_user(entry, calls))
+            messages.append(_repair_user(entry, calls, rename))
         else:
             messages.append(_repair_assistant(entry))
             calls = entry.tool_uses

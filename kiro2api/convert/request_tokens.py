@@ -3,7 +3,7 @@
 The upstream reports no usage, so ``input_tokens`` (message responses and
 ``/v1/messages/count_tokens``) is this local estimate. It follows the original's formula, with
 its fix of §9 item 5: only tools actually sent upstream are counted (no ``web_search``, no
-``defer_loading`` placeholder) — for count_tokens too, so both numbers agree.
+unreferenced deferred tools) — for count_tokens too, so both numbers agree.
 
 The per-text/tool formulas live in :mod:`kiro2api.convert.estimate`.
 """
@@ -27,7 +27,7 @@ from kiro2api.convert.estimate import (
     estimate_tool_name_tokens,
     estimate_tool_use_tokens,
 )
-from kiro2api.convert.tools import is_upstream_tool
+from kiro2api.convert.tools import upstream_tools
 
 __all__ = ["estimate_input_tokens"]
 
@@ -50,8 +50,10 @@ def _turn_tokens(turn: Turn) -> int:
             for part in block.content:
                 if isinstance(part, TextBlock):
                     total += estimate_text_tokens(part.text)
-                else:
+                elif isinstance(part, ImageBlock):
                     total += _IMAGE_TOKENS
+                else:
+                    total += estimate_tool_name_tokens(part.tool_name)
     return total
 
 
@@ -90,5 +92,5 @@ def estimate_input_tokens(req: CanonicalRequest) -> int:
         if part:
             total += estimate_text_tokens(part) + _SYSTEM_PART_OVERHEAD
     total += sum(_turn_tokens(turn) for turn in req.turns)
-    total += _tools_tokens([tool for tool in req.tools if is_upstream_tool(tool)])
+    total += _tools_tokens(upstream_tools(req))
     return total

@@ -17,8 +17,11 @@ Every rule here exists because a peer proxy's users hit an upstream 400 without 
   ([REC] of §4.2: Go dropped such tools); ``required`` keeps only strings. ``$ref``/``$defs``
   are kept, unlike Go: removing ``$defs`` would leave nested ``$ref`` pointing nowhere.
 * ``web_search``/``websearch`` are not supported upstream (§9 item 20) and are left out, as are
-  Claude Code's ``defer_loading`` placeholder and Anthropic server tools (``type`` other than
-  ``custom``) that are web searches.
+  Anthropic server tools (``type`` other than ``custom``) that are web searches.
+* **Deferred tools** (``defer_loading: true``) are sent only once the conversation references
+  them — a ``tool_reference`` in a tool result (the client's tool search found them) or a call
+  in history. The upstream has no deferral, so this reproduces it: unreferenced deferred tools,
+  such as Claude Code's ``DeferredToolPlaceholder``, never reach it.
 """
 
 from __future__ import annotations
@@ -26,17 +29,26 @@ from __future__ import annotations
 import hashlib
 import re
 
-from kiro2api.convert.canonical import JSONObject, ToolSpec
+from kiro2api.convert.canonical import (
+    CanonicalRequest,
+    JSONObject,
+    ToolReferenceBlock,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+    Turn,
+)
 
 __all__ = [
     "MAX_TOOL_NAME_LENGTH",
     "UNSUPPORTED_TOOL_NAMES",
     "ToolNames",
     "clean_schema",
-    "is_upstream_tool",
+    "referenced_tool_names",
     "tool_specification",
     "truncate_description",
     "upstream_tool_name",
+    "upstream_tools",
 ]
 
 MAX_TOOL_NAME_LENGTH = 64
@@ -61,11 +73,36 @@ def upstream_tool_name(name: str) -> str:
     return f"{prefix}_{digest}"
 
 
-def is_upstream_tool(tool: ToolSpec) -> bool:
-    """Whether a declared tool is sent upstream (see the module docstring for exclusions)."""
-    if tool.defer_loading or tool.name in UNSUPPORTED_TOOL_NAMES:
-        return False
-    return not (tool.server_type is not None and tool.server_type.startswith("web_search"))
+def referenced_tool_names(turns: tuple[Turn, ...]) -> set[str]:
+    """Names of the tools a conversation calls or loads through ``tool_reference`` results."""
+    names: set[str] = set()
+    for turn in turns:
+        for block in turn.blocks:
+            if isinstance(block, ToolUseBlock):
+                names.add(block.name)
+            elif isinstance(block, ToolResultBlock):
+                names.update(
+                    p.tool_name for p in block.content if isinstance(p, ToolReferenceBlock)
+                )
+    return names
+
+
+def upstream_tools(req: CanonicalRequest) -> list[ToolSpec]:
+    """The declared tools that are sent upstream, in order (see the module docstring)."""
+    referenced: set[str] | None = None
+    out: list[ToolSpec] = []
+    for tool in req.tools:
+        if tool.name in UNSUPPORTED_TOOL_NAMES:
+            continue
+        if tool.server_type is not None and tool.server_type.startswith("web_search"):
+            continue
+        if tool.defer_loading:
+            if referenced is None:
+                referenced = referenced_tool_names(req.turns)
+            if tool.name not in referenced:
+                continue
+        out.append(tool)
+    return out
 
 
 def truncate_description(text: str, max_bytes: int) -> str:

@@ -23,15 +23,21 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from kiro2api.convert.canonical import CanonicalRequest, ImageBlock, JSONObject, ToolResultBlock
+from kiro2api.convert.canonical import (
+    CanonicalRequest,
+    ImageBlock,
+    JSONObject,
+    TextBlock,
+    ToolResultBlock,
+)
 from kiro2api.convert.history import AssistantMessage, UserMessage, build_conversation
 from kiro2api.convert.models import ModelMap
 from kiro2api.convert.request_tokens import estimate_input_tokens
 from kiro2api.convert.tools import (
     ToolNames,
     clean_schema,
-    is_upstream_tool,
     tool_specification,
+    upstream_tools,
 )
 from kiro2api.errors import PromptTooLongError
 
@@ -86,9 +92,7 @@ def _tool_result(result: ToolResultBlock) -> JSONObject:
     # history guarantees text-only, non-empty content.
     out: JSONObject = {
         "toolUseId": result.tool_use_id,
-        "content": [
-            {"text": part.text} for part in result.content if not isinstance(part, ImageBlock)
-        ],
+        "content": [{"text": p.text} for p in result.content if isinstance(p, TextBlock)],
         "status": "error" if result.is_error else "success",
     }
     if result.is_error:
@@ -163,15 +167,13 @@ def build_upstream_request(
         PromptTooLongError: The body exceeds ``settings.max_payload_bytes``.
     """
     model_id = settings.model_map.resolve(req.model)
-    conversation = build_conversation(req.system, req.turns)
     names = ToolNames()
+    conversation = build_conversation(req.system, req.turns, rename=names.upstream)
     limit = settings.max_tool_description_length
 
     tools: list[JSONObject] = []
     declared: set[str] = set()
-    for tool in req.tools:
-        if not is_upstream_tool(tool):
-            continue
+    for tool in upstream_tools(req):
         name = names.upstream(tool.name)
         if name in declared:  # a duplicate declaration is another upstream 400
             continue

@@ -301,6 +301,37 @@ def test_defer_loading_placeholder_dropped() -> None:
     assert names == ["Bash"]
 
 
+def test_deferred_tool_is_sent_once_a_tool_search_references_it() -> None:
+    deferred = {
+        "name": "mcp__db__query",
+        "description": "Run SQL",
+        "input_schema": {"type": "object", "properties": {"sql": {"type": "string"}}},
+        "defer_loading": True,
+    }
+    search = {"name": "ToolSearch", "description": "find tools", "input_schema": {"type": "object"}}
+    first = build(request({"role": "user", "content": "query the db"}, tools=[search, deferred]))
+    first_tools = [
+        t["toolSpecification"]["name"] for t in current(first)["userInputMessageContext"]["tools"]
+    ]
+    assert first_tools == ["ToolSearch"]
+    reference = {"type": "tool_reference", "tool_name": "mcp__db__query"}
+    out = build(
+        request(
+            {"role": "user", "content": "query the db"},
+            {"role": "assistant", "content": [use("s1", "ToolSearch", query="db")]},
+            {"role": "user", "content": [result("s1", [reference])]},
+            tools=[search, deferred],
+        )
+    )
+    cur = current(out)
+    specs = {t["toolSpecification"]["name"]: t for t in cur["userInputMessageContext"]["tools"]}
+    assert list(specs) == ["ToolSearch", "mcp__db__query"]
+    # The real declaration, not a minimal one.
+    assert specs["mcp__db__query"]["toolSpecification"]["description"] == "Run SQL"
+    [res] = cur["userInputMessageContext"]["toolResults"]
+    assert res["content"] == [{"text": "Tool mcp__db__query is now available."}]
+
+
 def test_system_role_message_is_folded_not_dropped() -> None:
     out = build(
         request(
