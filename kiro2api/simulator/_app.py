@@ -262,7 +262,7 @@ class SimulatorApp:
             return
         account.charge(plan.credits)
         self._record(seq, account, headers, body, len(raw), 200)
-        await _stream(plan, receive, send)
+        await _stream(plan, receive, send, http2=scope.get("http_version") == "2")
 
     def _plan(self, seq: int, account: AccountState, body: object, size: int) -> Plan:
         directives = self._account_directives(account, account.config.faults)
@@ -348,7 +348,7 @@ async def _watch_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
-async def _stream(plan: Plan, receive: Receive, send: Send) -> None:
+async def _stream(plan: Plan, receive: Receive, send: Send, *, http2: bool) -> None:
     headers = [
         (b"content-type", _EVENTSTREAM),
         (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
@@ -362,8 +362,10 @@ async def _stream(plan: Plan, receive: Receive, send: Send) -> None:
                 await trio.sleep(delay)
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
-        if not plan.abort:
+        # With abort set we return without ending the body: over HTTP/1.1 hypercorn then
+        # closes the connection mid-message, exactly a truncated upstream stream. Over HTTP/2
+        # it would leave the stream open forever (ASGI cannot reset a stream), so there the
+        # body ends cleanly in the middle of a frame instead.
+        if not plan.abort or http2:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        # With abort set we return without ending the body: hypercorn then closes the
-        # connection mid-message, which is exactly a truncated upstream stream.
         nursery.cancel_scope.cancel()

@@ -142,11 +142,9 @@ async def generate(
     client: httpx.AsyncClient, url: str, token: str, payload: Any, **kwargs: Any
 ) -> Answer:
     """POST ``payload`` to ``/generateAssistantResponse`` and read the whole answer."""
+    headers = {"authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
     response = await client.post(
-        f"{url}/generateAssistantResponse",
-        json=payload,
-        headers={"authorization": f"Bearer {token}"},
-        **kwargs,
+        f"{url}/generateAssistantResponse", json=payload, headers=headers, **kwargs
     )
     is_json = response.headers.get("content-type") == "application/json"
     return Answer(
