@@ -100,7 +100,12 @@ KEYS = st.sampled_from(
     ]
 )
 json_value = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    # Bounded like orjson.loads output (64-bit integers).
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5),
     lambda children: (
         st.lists(children, max_size=3)
         | st.dictionaries(
