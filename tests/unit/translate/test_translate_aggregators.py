@@ -7,6 +7,7 @@ and compared with what the streaming translators deliver for the same upstream a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import pytest
@@ -30,7 +31,7 @@ from kiro2api.convert.openai_response import OpenAIAggregator
 from kiro2api.errors import PromptTooLongError, UpstreamOverloadedError, UpstreamProtocolError
 
 
-def anthropic_result(messages: Sequence[Raw], **kwargs: object) -> dict[str, object]:
+def anthropic_result(messages: Sequence[Raw], **kwargs: Any) -> dict[str, Any]:
     import anthropic.types
 
     parser = UpstreamEventParser()
@@ -39,18 +40,18 @@ def anthropic_result(messages: Sequence[Raw], **kwargs: object) -> dict[str, obj
         message_id="msg_test",
         input_tokens=395,
         context_window=200_000,
-        tool_names=kwargs.get("tool_names", {}),  # type: ignore[arg-type]
+        tool_names=kwargs.get("tool_names", {}),
     )
     for message in messages:
         aggregator.feed(parser.feed(*message))
-    result = aggregator.result()
+    result: dict[str, Any] = aggregator.result()
     anthropic.types.Message.model_validate(result)
     # JSON-ready: orjson must serialise it as is.
     orjson.dumps(result)
     return result
 
 
-def openai_result(messages: Sequence[Raw]) -> dict[str, object]:
+def openai_result(messages: Sequence[Raw]) -> dict[str, Any]:
     from openai.types.chat import ChatCompletion
 
     parser = UpstreamEventParser()
@@ -64,7 +65,7 @@ def openai_result(messages: Sequence[Raw]) -> dict[str, object]:
     )
     for message in messages:
         aggregator.feed(parser.feed(*message))
-    result = aggregator.result()
+    result: dict[str, Any] = aggregator.result()
     ChatCompletion.model_validate(result)
     orjson.dumps(result)
     return result
@@ -97,7 +98,7 @@ def test_openai_aggregate_equals_accumulated_stream(name: str) -> None:
     messages = SCENARIOS[name]
     result = openai_result(messages)
     streamed = read_openai_sse(openai_stream(messages)[0])
-    (choice,) = result["choices"]  # type: ignore[misc]
+    (choice,) = result["choices"]
     message = choice["message"]
     assert (message["content"] or "") == streamed.content
     calls = message.get("tool_calls", [])
@@ -148,12 +149,12 @@ def test_anthropic_tool_order_is_upstream_order() -> None:
     ids = [f"tooluse_{i}" for i in range(8)]
     messages = [tool(i, "t", {"n": n}, stop=True) for n, i in enumerate(ids)]
     result = anthropic_result(messages)
-    assert [b["id"] for b in result["content"]] == ids  # type: ignore[attr-defined, index]
+    assert [b["id"] for b in result["content"]] == ids
 
 
 def test_anthropic_context_usage_sets_input_tokens() -> None:
     result = anthropic_result([text("x"), context_usage(10.0)])
-    assert result["usage"]["input_tokens"] == 20_000  # type: ignore[index]
+    assert result["usage"]["input_tokens"] == 20_000
 
 
 def test_invalid_tool_json_is_a_protocol_error() -> None:
@@ -180,7 +181,7 @@ def test_max_tokens_keeps_what_was_received() -> None:
     assert result["stop_reason"] == "max_tokens"
     assert result["content"] == [{"type": "text", "text": "so far"}]
     assert (
-        openai_result([text("so far"), exception("ContentLengthExceededException")])["choices"][0][  # type: ignore[index]
+        openai_result([text("so far"), exception("ContentLengthExceededException")])["choices"][0][
             "finish_reason"
         ]
         == "length"
@@ -220,11 +221,11 @@ def test_openai_completion_shape() -> None:
 
 
 def test_openai_tool_only_has_null_content_and_text_only_has_no_tool_calls() -> None:
-    tool_only = openai_result(weather_call())["choices"][0]["message"]  # type: ignore[index]
+    tool_only = openai_result(weather_call())["choices"][0]["message"]
     assert tool_only["content"] is None
-    text_only = openai_result([text("hi")])["choices"][0]["message"]  # type: ignore[index]
+    text_only = openai_result([text("hi")])["choices"][0]["message"]
     assert text_only == {"role": "assistant", "content": "hi"}
-    empty = openai_result([])["choices"][0]["message"]  # type: ignore[index]
+    empty = openai_result([])["choices"][0]["message"]
     assert empty == {"role": "assistant", "content": ""}
 
 

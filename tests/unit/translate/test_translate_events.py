@@ -13,6 +13,7 @@ from kiro2api.convert.events import (
     ToolUseInput,
     ToolUseStart,
     ToolUseStop,
+    UpstreamEvent,
     UpstreamEventParser,
     UpstreamFailure,
     failure_to_error,
@@ -28,7 +29,7 @@ from kiro2api.errors import (
 )
 
 
-def _feed_all(*messages: tuple[str, str, bytes]) -> list[object]:
+def _feed_all(*messages: tuple[str, str, bytes]) -> list[UpstreamEvent]:
     parser = UpstreamEventParser()
     return [event for message in messages for event in parser.feed(*message)]
 
@@ -159,11 +160,13 @@ def test_error_frame_with_raw_text_and_capitalised_message() -> None:
             b'{"__type": "ServiceQuotaExceededException", "reason": "MONTHLY_REQUEST_COUNT"}',
         )
     )
+    assert isinstance(quota, UpstreamFailure)
     assert quota.reason == "MONTHLY_REQUEST_COUNT"
 
 
 def test_long_failure_messages_are_cut() -> None:
     (failure,) = _feed_all(("error", "X", b"y" * 10_000))
+    assert isinstance(failure, UpstreamFailure)
     assert len(failure.message) <= 501
 
 

@@ -123,7 +123,8 @@ def _answers(draw: st.DrawFn) -> list[Raw]:
                 st.text(max_size=3), st.integers(-(2**53), 2**53) | st.text(max_size=4), max_size=3
             )
         )
-        raw = orjson.dumps(args).decode() if args or draw(st.booleans()) else ""
+        keep_braces = draw(st.booleans())  # an empty object sent as "{}" or as nothing
+        raw = orjson.dumps(args).decode() if args or keep_braces else ""
         cuts = sorted(draw(st.lists(st.integers(0, len(raw)), max_size=4)))
         pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
         messages.append(tool(tool_id, "fn", pieces[0] or None))
