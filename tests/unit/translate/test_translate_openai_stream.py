@@ -159,3 +159,11 @@ def test_start_is_sent_once() -> None:
     _, translator = openai_stream([], finish=False)
     assert translator.start() == b""
     assert translator.feed([]) == b""
+
+
+def test_context_overflow_before_output_is_context_length_exceeded() -> None:
+    result = read_openai_sse(openai_stream([exception("ContentLengthExceededException")])[0])
+    assert result.error is not None
+    assert result.error["code"] == "context_length_exceeded"
+    assert result.error["message"].startswith("prompt is too long")
+    assert result.finish_reason is None
