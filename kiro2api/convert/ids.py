@@ -18,18 +18,31 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable
+from typing import Protocol
 
 from kiro2api.convert.canonical import CanonicalRequest, TextBlock
 
-__all__ = ["conversation_ids"]
+__all__ = ["HeaderLookup", "conversation_ids"]
 
 _CONVERSATION_HEADER = "x-conversation-id"
 _CONTINUATION_HEADER = "x-agent-continuation-id"
 _SESSION_HEADERS = ("x-claude-code-session-id", "x-session-id")
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+class HeaderLookup(Protocol):
+    """The request headers as :func:`conversation_ids` reads them (``dict`` or ``Headers``)."""
+
+    def get(self, key: str, /) -> str | None:
+        """The value of ``key``, or ``None``."""
+        ...
+
+    def items(self) -> Iterable[tuple[str, str]]:
+        """All ``(name, value)`` pairs."""
+        ...
+
+
+def _header(headers: HeaderLookup, name: str) -> str | None:
     """Case-insensitive header lookup that works for plain dicts and multidicts alike."""
     value = headers.get(name)
     if value is None:
@@ -62,7 +75,7 @@ def _conversation_key(req: CanonicalRequest, session: str | None) -> bytes:
     return hasher.digest()
 
 
-def conversation_ids(req: CanonicalRequest, headers: Mapping[str, str]) -> tuple[str, str]:
+def conversation_ids(req: CanonicalRequest, headers: HeaderLookup) -> tuple[str, str]:
     """The ``(conversationId, agentContinuationId)`` to send upstream.
 
     Args:

@@ -62,3 +62,14 @@ def test_blank_header_is_ignored() -> None:
     assert conversation_ids(req(FIRST), {"X-Conversation-ID": "  "}) == conversation_ids(
         req(FIRST), {}
     )
+
+
+def test_framework_headers_object() -> None:
+    from werkzeug.datastructures import Headers
+
+    headers = Headers([("X-Conversation-Id", "conv-9"), ("x-agent-continuation-id", "agent-9")])
+    assert conversation_ids(req(FIRST), headers) == ("conv-9", "agent-9")
+    session = Headers([("X-Claude-Code-Session-Id", "s1")])
+    assert conversation_ids(req(FIRST), session) == conversation_ids(
+        req(FIRST), {"x-claude-code-session-id": "s1"}
+    )
