@@ -26,7 +26,7 @@ import orjson
 
 from kiro2api.convert.blocks import ResponseMachine, State, ToolCall
 from kiro2api.convert.events import UpstreamEvent
-from kiro2api.convert.sse import OPENAI_DONE, openai_error_body, openai_frame
+from kiro2api.convert.sse import OPENAI_DONE, OPENAI_KEEPALIVE, openai_error_body, openai_frame
 from kiro2api.errors import Kiro2ApiError
 
 __all__ = ["FINISH_REASONS", "OpenAIStreamTranslator", "openai_usage"]
@@ -109,6 +109,18 @@ class OpenAIStreamTranslator(ResponseMachine):
         if self.state is State.IDLE:
             self._start()
         return self._flush()
+
+    def ping(self) -> bytes:
+        """Keep-alive bytes: the first chunk if not sent yet, else an SSE comment.
+
+        ``b""`` once the stream has ended.
+        """
+        if self.state is State.IDLE:
+            return self.start()
+        if self.finished:
+            return b""
+        self._ping()
+        return OPENAI_KEEPALIVE
 
     def feed(self, events: Iterable[UpstreamEvent]) -> bytes:
         """Translate a batch of upstream events.

@@ -16,6 +16,7 @@ from kiro2api.errors import Kiro2ApiError
 __all__ = [
     "ANTHROPIC_PING",
     "OPENAI_DONE",
+    "OPENAI_KEEPALIVE",
     "anthropic_error_body",
     "anthropic_frame",
     "openai_error_body",
@@ -26,6 +27,8 @@ __all__ = [
 ANTHROPIC_PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 #: The terminator of every OpenAI stream.
 OPENAI_DONE = b"data: [DONE]\n\n"
+#: An SSE comment: keeps an OpenAI stream alive, and clients skip it (OpenAI has no ping event).
+OPENAI_KEEPALIVE = b": ping\n\n"
 
 
 def anthropic_frame(event_type: str, data: Mapping[str, object]) -> bytes:

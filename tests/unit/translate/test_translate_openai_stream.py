@@ -19,6 +19,7 @@ from translate_support import (
 )
 
 from kiro2api.convert.estimate import estimate_text_tokens, estimate_tool_use_tokens
+from kiro2api.convert.events import UpstreamEventParser
 from kiro2api.errors import UpstreamTimeoutError
 
 
@@ -167,3 +168,28 @@ def test_context_overflow_before_output_is_context_length_exceeded() -> None:
     assert result.error["code"] == "context_length_exceeded"
     assert result.error["message"].startswith("prompt is too long")
     assert result.finish_reason is None
+
+
+def test_ping_keeps_the_stream_alive_without_changing_it() -> None:
+    from kiro2api.convert.openai_stream import OpenAIStreamTranslator
+
+    translator = OpenAIStreamTranslator(
+        model="m",
+        completion_id="chatcmpl-test",
+        created=1,
+        input_tokens=1,
+        context_window=0,
+        tool_names={},
+        include_usage=False,
+    )
+    # Before anything else a ping sends the first chunk; later ones are SSE comments.
+    data = translator.ping() + translator.ping()
+    data += translator.feed(UpstreamEventParser().feed(*text("hi")))
+    data += translator.ping() + translator.finish()
+    assert data.count(b": ping\n\n") == 2
+    result = read_openai_sse(
+        b"".join(f + b"\n\n" for f in data.split(b"\n\n") if f and not f.startswith(b":"))
+    )
+    assert result.role == "assistant"
+    assert result.content == "hi"
+    assert translator.ping() == b""
