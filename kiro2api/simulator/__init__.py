@@ -30,7 +30,8 @@ Content directives run in the order written (text, tool, text gives text around 
 ``times=N`` on any directive limits it to the first N requests carrying that exact directive
 text (add ``tag=...`` to tell two identical directives apart): ``[[sim:http status=500
 times=1]]`` fails once, and the client's retry succeeds. Accounts can carry the same directives
-as standing faults (:attr:`AccountConfig.faults`, counted per account).
+as standing faults (:attr:`AccountConfig.faults`, counted per account), and
+:meth:`Simulator.inject` adds one while running.
 
 Running it
 ----------

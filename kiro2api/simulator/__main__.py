@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from dataclasses import replace
 from typing import TextIO
@@ -57,9 +58,15 @@ def _describe(sim: Simulator, url: str, out: TextIO) -> None:
 
 
 async def _run(sim: Simulator, out: TextIO) -> None:
-    async with trio.open_nursery() as nursery:
-        url = await nursery.start(sim.serve)
-        _describe(sim, url, out)
+    # SIGTERM (container stop, test harness) ends the run like Ctrl-C, so the temporary TLS
+    # files are removed.
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(sim.serve)
+            _describe(sim, url, out)
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -208,6 +208,9 @@ class SimulatorApp:
         status: int,
         reason: str | None = None,
     ) -> None:
+        if "authorization" in headers:  # records are shown in test failures: no secrets
+            scheme, _, token = headers["authorization"].partition(" ")
+            headers = {**headers, "authorization": f"{scheme} {mask_secret(token)}"}
         self.state.records.append(
             ReceivedRequest(
                 seq=seq,
@@ -266,6 +269,11 @@ class SimulatorApp:
 
     def _plan(self, seq: int, account: AccountState, body: object, size: int) -> Plan:
         directives = self._account_directives(account, account.config.faults)
+        for key, account_id, text in self.state.injected:
+            if account_id in (None, account.config.id):
+                for d in parse_directives(f"[[sim:{text}]]"):
+                    if self.state.applies(key, d.times):
+                        directives.append(d)
         # Faults configured on the account come first: a throttled account is throttled
         # whatever the request looks like.
         if any(d.kind in ("http", "quota") for d in directives):

@@ -88,7 +88,7 @@ class AccountConfig:
     client_secret: str | None = None
     api_key: str | None = None
     email: str = "user@example.com"
-    usage_limit: float = 50.0
+    usage_limit: float = 10_000.0
     current_usage: float = 0.0
     free_trial_limit: float = 0.0
     free_trial_usage: float = 0.0

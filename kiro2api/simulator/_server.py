@@ -19,6 +19,7 @@ from hypercorn.typing import ASGIFramework
 from kiro2api.errors import ConfigError
 from kiro2api.simulator._app import SimulatorApp
 from kiro2api.simulator._config import SimulatorConfig
+from kiro2api.simulator._directives import parse_directives
 from kiro2api.simulator._state import AccountState, ReceivedRequest, SimState
 
 __all__ = ["Simulator"]
@@ -151,6 +152,32 @@ class Simulator:
     def issue_access_token(self, account_id: str) -> str:
         """Issue an access token directly, skipping the refresh call (call inside trio)."""
         return self.state.issue_access_token(self.account(account_id), trio.current_time())
+
+    def inject(
+        self, directive: str, *, account_id: str | None = None, times: int | None = 1
+    ) -> None:
+        """Apply a directive to the next ``generateAssistantResponse`` requests.
+
+        Like an account's standing :attr:`AccountConfig.faults`, but added while running; for
+        faults a test cannot write into the message (e.g. the proxy's own retries).
+
+        Args:
+            directive: The text inside ``[[sim: ...]]``, e.g. ``"http status=503"``.
+            account_id: Only requests of this account; ``None`` for every account.
+            times: How many requests it applies to; ``None`` for all of them.
+
+        Raises:
+            RequestError: when the directive does not parse.
+            KeyError: for an unknown account id.
+        """
+        if account_id is not None:
+            self.account(account_id)
+        (parsed,) = parse_directives(f"[[sim:{directive}]]")
+        text = parsed.source[len("[[sim:") : -len("]]")]
+        if times is not None:
+            text = f"{text} times={times}" if parsed.times is None else text
+        key = f"inject\x00{len(self.state.injected)}"
+        self.state.injected.append((key, account_id, text))
 
     def expire_access_tokens(self, account_id: str | None = None) -> None:
         """Invalidate every access token issued so far (of one account, or of all)."""

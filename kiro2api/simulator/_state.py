@@ -141,6 +141,8 @@ class SimState:
         #: How often each ``times=N`` directive was applied, by key.
         self._applied: dict[str, int] = {}
         self.records: deque[ReceivedRequest] = deque(maxlen=config.record_limit)
+        #: Faults added at run time: (countdown key, account id or None for all, directive).
+        self.injected: list[tuple[str, str | None, str]] = []
         self.seq = 0
         for acct in config.accounts:
             state = AccountState(

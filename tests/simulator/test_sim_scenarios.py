@@ -377,3 +377,26 @@ async def test_unknown_route_is_404(sim: Simulator) -> None:
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{sim.url}/nothing-here")).status_code == 404
         assert (await client.get(f"{sim.url}/")).json()["accounts"] == 3
+
+
+async def test_injected_faults_apply_to_the_next_requests(nursery: trio.Nursery) -> None:
+    sim = await start(nursery)
+    sim.inject("http status=503", times=2)
+    sim.inject("exception type=ThrottlingException after=0", account_id="s", times=None)
+    async with httpx.AsyncClient() as client:
+        url = sim.url or ""
+        statuses = [(await generate(client, url, API_KEY, body())).status for _ in range(3)]
+        assert statuses == [503, 503, 200]
+        social = sim.issue_access_token("s")
+        for _ in range(2):
+            (message,) = (await generate(client, url, social, body())).messages()
+            assert message.exception_type == "ThrottlingException"
+    with pytest.raises(KeyError):
+        sim.inject("quota", account_id="nobody")
+
+
+async def test_recorded_authorization_is_masked(sim: Simulator) -> None:
+    await ask(sim, "hi")
+    recorded = sim.last_request.headers["authorization"]
+    assert API_KEY not in recorded
+    assert recorded.startswith("Bearer ksk_")
