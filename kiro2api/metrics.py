@@ -45,7 +45,7 @@ class _PoolCollector(Collector):
         )
         for account in self._snapshot():
             label = str(getattr(account, "index", "?"))
-            states.add_metric([label, str(getattr(account, "state", "unknown"))], 1.0)
+            states.add_metric([label, str(getattr(account, "status", "unknown"))], 1.0)
             refresh_ok.add_metric([label], float(getattr(account, "refresh_successes", 0)))
             refresh_failed.add_metric([label], float(getattr(account, "refresh_failures", 0)))
             in_flight.add_metric([label], float(getattr(account, "in_flight", 0)))

@@ -21,7 +21,8 @@ import random
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,7 +108,7 @@ class UpstreamStream:
         response: httpx.Response,
         decoder: Decoder,
         first: list[Message],
-        chunks: AsyncIterator[bytes],
+        chunks: AsyncGenerator[bytes, None],
     ) -> None:
         self._client = client
         self.lease = lease
@@ -125,7 +126,7 @@ class UpstreamStream:
         if self._raw is not None:
             self._raw.append(chunk)
 
-    async def batches(self) -> AsyncIterator[list[Message]]:
+    async def batches(self) -> AsyncGenerator[list[Message], None]:
         """Yield the decoded frames, one list per network read (the first read's included)."""
         if self._first is not None:
             first, self._first = self._first, None
@@ -157,6 +158,7 @@ class UpstreamStream:
         self._closed = True
         with trio.CancelScope(shield=True):
             with trio.move_on_after(5):
+                await self._chunks.aclose()
                 await self._response.aclose()
             self._client.pool.release(self.lease, self.outcome)
             if self._raw is not None:
@@ -259,6 +261,7 @@ class UpstreamClient:
         started = time.perf_counter()
         timeout = self.settings.first_byte_timeout
         response: httpx.Response | None = None
+        chunks: AsyncGenerator[bytes, None] | None = None
         try:
             with trio.fail_after(timeout):
                 response = await self.http.send(request, stream=True)
@@ -277,15 +280,15 @@ class UpstreamClient:
                     self.metrics.upstream_ttfb.observe(time.perf_counter() - started)
                 _raise_leading_failure(first)
         except trio.TooSlowError:
-            await _close_quietly(response)
+            await _close_quietly(response, chunks)
             raise UpstreamTimeoutError(
                 f"the upstream sent no first byte within {timeout:g} s (KIRO_FIRST_BYTE_TIMEOUT)"
             ) from None
         except httpx.HTTPError as exc:
-            await _close_quietly(response)
+            await _close_quietly(response, chunks)
             raise _map_transport_error(exc) from exc
         except BaseException:
-            await _close_quietly(response)
+            await _close_quietly(response, chunks)
             raise
         stream = UpstreamStream(self, lease, response, decoder, first, chunks)
         for chunk in raw:
@@ -333,19 +336,24 @@ def frames_to_events(parser: UpstreamEventParser, messages: list[Message]) -> li
     return events
 
 
-async def _close_quietly(response: httpx.Response | None) -> None:
-    if response is not None:
-        with trio.CancelScope(shield=True), trio.move_on_after(5):
+async def _close_quietly(
+    response: httpx.Response | None, chunks: AsyncGenerator[bytes, None] | None
+) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(5):
+        if chunks is not None:
+            await chunks.aclose()
+        if response is not None:
             await response.aclose()
 
 
 async def _status_error(response: httpx.Response) -> Kiro2ApiError:
     """Read a bounded error body and map the status (protocol.md §8.9 with the [REC]s)."""
     body = bytearray()
-    async for chunk in response.aiter_raw():
-        body += chunk
-        if len(body) > _MAX_ERROR_BODY:
-            break
+    async with aclosing(response.aiter_raw()) as chunks:
+        async for chunk in chunks:
+            body += chunk
+            if len(body) > _MAX_ERROR_BODY:
+                break
     message, reason = _error_fields(bytes(body))
     status = response.status_code
     detail = f"upstream HTTP {status}: {message}" + (f" ({reason})" if reason else "")

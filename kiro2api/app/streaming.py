@@ -21,6 +21,7 @@ streams to finish, then aborts the rest with a proper SSE error event.
 from __future__ import annotations
 
 import logging
+from contextlib import aclosing
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -198,8 +199,9 @@ class StreamRegistry:
         parser = UpstreamEventParser()
         try:
             with trio.fail_after(self.request_timeout):
-                async for batch in stream.batches():
-                    aggregator.feed(frames_to_events(parser, batch))
+                async with aclosing(stream.batches()) as batches:
+                    async for batch in batches:
+                        aggregator.feed(frames_to_events(parser, batch))
             result = aggregator.result()
         except trio.TooSlowError:
             stream.outcome = Outcome.SERVER_ERROR
@@ -250,13 +252,14 @@ class StreamRegistry:
             parser = UpstreamEventParser()
             first = True
             with trio.fail_after(self.request_timeout):
-                async for batch in stream.batches():
-                    out = translator.feed(frames_to_events(parser, batch))
-                    if first:
-                        out, first = preamble + out, False
-                    await emit(out)
-                    if getattr(translator, "finished", False):
-                        break
+                async with aclosing(stream.batches()) as batches:
+                    async for batch in batches:
+                        out = translator.feed(frames_to_events(parser, batch))
+                        if first:
+                            out, first = preamble + out, False
+                        await emit(out)
+                        if getattr(translator, "finished", False):
+                            break
             await emit(translator.finish())
             nursery.cancel_scope.cancel()
 

@@ -81,6 +81,12 @@ async def start_stack(
     }
     server = Server(load_settings(environ, dotenv_path=None))
     url: str = await nursery.start(server.run)
+    # Let every account finish its first refresh, so which account serves first is deterministic.
+    assert server.state is not None
+    pool = server.state.pool
+    with trio.fail_after(10):
+        while any(a.expires_at is None and a.last_error is None for a in pool.snapshot()):
+            await trio.sleep(0.01)
     return Stack(url=url, key=CLIENT_KEY, sim=sim, server=server, tmp=tmp)
 
 
