@@ -15,25 +15,19 @@ follows it step for step (same checks, same order, same offsets), only in C:
 
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize, PyUnicode_DecodeUTF8
-from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdint cimport uint32_t, uint64_t
+from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp, memcpy
-
-import uuid
 
 from kiro2api._eventstream_types import (
     MAX_HEADERS_LENGTH,
     MAX_MESSAGE_LENGTH,
     EventStreamMessage,
-    Int8,
-    Int16,
-    Int32,
-    Int64,
-    Timestamp,
     decode_headers,
-    header_type,
+    pack_value,
     string_fields,
     typed_headers,
 )
@@ -59,8 +53,6 @@ cdef enum:
     SMALL_HEADER_COUNT = 16
     # A partial-frame buffer bigger than this is freed once its frame completes.
     KEEP_BUFFER = 256 * 1024
-    # Header blocks up to this size are encoded on the C stack.
-    STACK_HEADERS = 512
 
 # The limits of _eventstream_types, as C values.
 cdef uint32_t MAX_FRAME = MAX_MESSAGE_LENGTH
@@ -99,33 +91,17 @@ cdef bint _utf8_valid(const unsigned char* s, Py_ssize_t n) noexcept nogil:
         if c < 0x80:
             i += 1
             continue
-        lo = 0x80
-        hi = 0xBF
-        if c < 0xC2:
+        if c < 0xC2 or c > 0xF4:  # continuation byte, overlong lead, or beyond U+10FFFF
             return False
-        elif c < 0xE0:
-            follow = 1
-        elif c < 0xF0:
-            follow = 2
-            if c == 0xE0:
-                lo = 0xA0
-            elif c == 0xED:
-                hi = 0x9F
-        elif c < 0xF5:
-            follow = 3
-            if c == 0xF0:
-                lo = 0x90
-            elif c == 0xF4:
-                hi = 0x8F
-        else:
+        follow = 1 if c < 0xE0 else (2 if c < 0xF0 else 3)
+        # The second byte's range rules out overlongs (E0, F0), surrogates (ED) and > U+10FFFF.
+        lo = 0xA0 if c == 0xE0 else (0x90 if c == 0xF0 else 0x80)
+        hi = 0x9F if c == 0xED else (0x8F if c == 0xF4 else 0xBF)
+        if i + follow >= n or s[i + 1] < lo or s[i + 1] > hi:
             return False
-        if i + follow >= n:
-            return False
-        if s[i + 1] < lo or s[i + 1] > hi:
-            return False
-        if follow >= 2 and (s[i + 2] & 0xC0) != 0x80:
-            return False
-        if follow == 3 and (s[i + 3] & 0xC0) != 0x80:
+        if (follow >= 2 and (s[i + 2] & 0xC0) != 0x80) or (
+            follow == 3 and (s[i + 3] & 0xC0) != 0x80
+        ):
             return False
         i += follow + 1
     return True
@@ -155,121 +131,59 @@ cdef class _Entry:
 # --------------------------------------------------------------------------- encoder
 
 
-cdef struct _Out:
-    unsigned char* data
-    Py_ssize_t length
-    Py_ssize_t capacity
-    bint on_heap
+cdef inline unsigned char* _grow(bytearray out, Py_ssize_t extra) except NULL:
+    """Extend ``out`` by ``extra`` bytes (amortised, as bytearray does); return their start."""
+    cdef Py_ssize_t size = PyByteArray_GET_SIZE(out)
+    PyByteArray_Resize(out, size + extra)
+    return <unsigned char*>PyByteArray_AS_STRING(out) + size
 
 
-cdef int _reserve(_Out* out, Py_ssize_t extra) except -1:
-    cdef Py_ssize_t want = out.length + extra
-    cdef Py_ssize_t cap
-    cdef unsigned char* grown
-    if want <= out.capacity:
-        return 0
-    cap = max(want, out.capacity * 2)
-    if out.on_heap:
-        grown = <unsigned char*>realloc(out.data, cap)
-    else:
-        grown = <unsigned char*>malloc(cap)
-        if grown != NULL:
-            memcpy(grown, out.data, out.length)
-    if grown == NULL:
-        raise MemoryError()
-    out.data = grown
-    out.capacity = cap
-    out.on_heap = True
-    return 0
-
-
-cdef int _write_headers(object headers, _Out* out) except -1:
+cdef bytes _encode_header_block(object headers):
+    cdef bytearray out = bytearray()
     cdef const char* name_p
-    cdef const char* value_p
-    cdef Py_ssize_t name_len, value_len
-    cdef int kind
-    cdef int64_t number
+    cdef const char* value_p = NULL
+    cdef Py_ssize_t name_len, value_len, prefix
     cdef unsigned char* w
-    cdef int width
-    cdef object raw_value
+    cdef int kind
     for name, value in headers.items():
         if not isinstance(name, str):
             raise TypeError(f"header names are str, got {type(name).__name__}")
         name_p = PyUnicode_AsUTF8AndSize(name, &name_len)
         if name_len > 255:
             raise ValueError(f"header name {name[:40]!r}... is longer than 255 bytes")
-        value_p = NULL
-        value_len = 0
-        width = 0
-        number = 0
         t = type(value)
-        # Exact types first (the common case), then the generic classifier.
+        # The usual types straight from their buffers; the rest through the shared packer.
         if t is str:
             kind = 7
+            value_p = PyUnicode_AsUTF8AndSize(value, &value_len)
         elif t is bool:
             kind = 0 if value else 1
-        elif t is bytes:
-            kind = 6
+            value_len = 0
         else:
-            kind = int(header_type(value))
-        if kind == 7:
-            value_p = PyUnicode_AsUTF8AndSize(value, &value_len)
-        elif kind == 6:
-            raw_value = value if t is bytes else bytes(value)
-            value_p = PyBytes_AS_STRING(raw_value)
-            value_len = PyBytes_GET_SIZE(raw_value)
-        elif kind == 9:
-            raw_value = value.bytes
-            value_p = PyBytes_AS_STRING(raw_value)
-            value_len = 16
-        elif kind >= 2:
-            number = value
-            width = FIXED_SIZES[kind]
-        if (kind == 6 or kind == 7) and value_len > 65535:
+            kind, packed = pack_value(value)
+            value_p = PyBytes_AS_STRING(packed)
+            value_len = PyBytes_GET_SIZE(packed)
+        prefix = 2 if kind == 6 or kind == 7 else 0
+        if prefix and value_len > 65535:
             raise ValueError(f"value of header {name!r} is longer than 65535 bytes")
-        _reserve(out, 1 + name_len + 1 + 2 + value_len + width)
-        w = out.data + out.length
+        w = _grow(out, 2 + name_len + prefix + value_len)
         w[0] = <unsigned char>name_len
         memcpy(w + 1, name_p, name_len)
-        w += 1 + name_len
-        w[0] = <unsigned char>kind
-        w += 1
-        if kind == 6 or kind == 7:
+        w[1 + name_len] = <unsigned char>kind
+        w += 2 + name_len
+        if prefix:
             w[0] = <unsigned char>(value_len >> 8)
             w[1] = <unsigned char>(value_len & 0xFF)
-            memcpy(w + 2, value_p, value_len)
-            w += 2 + value_len
-        elif kind == 9:
-            memcpy(w, value_p, 16)
-            w += 16
-        else:
-            while width > 0:
-                width -= 1
-                w[0] = <unsigned char>((<uint64_t>number >> (8 * width)) & 0xFF)
-                w += 1
-        out.length = w - out.data
-    if out.length > MAX_HEADERS:
-        raise ValueError(f"header block of {out.length} bytes exceeds {MAX_HEADERS}")
-    return 0
+        if value_len:
+            memcpy(w + prefix, value_p, value_len)
+    if PyByteArray_GET_SIZE(out) > MAX_HEADERS:
+        raise ValueError(f"header block of {len(out)} bytes exceeds {MAX_HEADERS}")
+    return bytes(out)
 
 
-cdef bytes _encode_header_block(object headers):
-    cdef unsigned char stack[STACK_HEADERS]
-    cdef _Out out
-    out.data = stack
-    out.length = 0
-    out.capacity = STACK_HEADERS
-    out.on_heap = False
-    try:
-        _write_headers(headers, &out)
-        return PyBytes_FromStringAndSize(<char*>out.data, out.length)
-    finally:
-        if out.on_heap:
-            free(out.data)
-
-
-cdef bytes _frame(const unsigned char* head, Py_ssize_t head_len,
-                  const unsigned char* body, Py_ssize_t body_len):
+cdef bytes _frame(bytes header_block, const unsigned char* body, Py_ssize_t body_len):
+    cdef const unsigned char* head = <const unsigned char*>PyBytes_AS_STRING(header_block)
+    cdef Py_ssize_t head_len = PyBytes_GET_SIZE(header_block)
     cdef Py_ssize_t total = MIN_FRAME + head_len + body_len
     if total > MAX_FRAME:
         raise ValueError(f"frame of {total} bytes exceeds {MAX_FRAME}")
@@ -291,21 +205,13 @@ cdef bytes _frame(const unsigned char* head, Py_ssize_t head_len,
 
 def encode_message(headers, payload):
     """Encode one EventStream frame (see ``kiro2api._eventstream_py.encode_message``)."""
-    cdef unsigned char stack[STACK_HEADERS]
-    cdef _Out out
     cdef Py_buffer view
-    out.data = stack
-    out.length = 0
-    out.capacity = STACK_HEADERS
-    out.on_heap = False
+    cdef bytes header_block = _encode_header_block(headers)
     PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
     try:
-        _write_headers(headers, &out)
-        return _frame(out.data, out.length, <const unsigned char*>view.buf, view.len)
+        return _frame(header_block, <const unsigned char*>view.buf, view.len)
     finally:
         PyBuffer_Release(&view)
-        if out.on_heap:
-            free(out.data)
 
 
 # --------------------------------------------------------------------------- messages
@@ -327,14 +233,16 @@ cdef class Message:
     cdef bytes _payload
     cdef uint32_t _prelude_crc
     cdef uint32_t _message_crc
-    cdef bint _has_crcs
 
     def __init__(self, headers=None, payload=b""):
-        cdef dict copy = dict(headers) if headers else {}
-        typed_headers(copy)  # reject values that cannot be encoded, now
-        self._entry = _entry_for(copy)
+        cdef bytes frame
+        self._entry = _entry_for(dict(headers) if headers else {})
         self._payload = bytes(payload)
-        self._has_crcs = False
+        frame = self.to_bytes()  # also rejects what cannot be encoded, now
+        self._prelude_crc = _be32(<const unsigned char*>PyBytes_AS_STRING(frame) + 8)
+        self._message_crc = _be32(
+            <const unsigned char*>PyBytes_AS_STRING(frame) + PyBytes_GET_SIZE(frame) - 4
+        )
 
     @property
     def payload(self):
@@ -371,34 +279,19 @@ cdef class Message:
         """Size of the whole encoded frame."""
         return MIN_FRAME + PyBytes_GET_SIZE(self._entry.get_raw()) + PyBytes_GET_SIZE(self._payload)
 
-    cdef int _fill_crcs(self) except -1:
-        cdef bytes frame
-        cdef const unsigned char* p
-        if not self._has_crcs:
-            frame = self.to_bytes()
-            p = <const unsigned char*>PyBytes_AS_STRING(frame)
-            self._prelude_crc = _be32(p + 8)
-            self._message_crc = _be32(p + PyBytes_GET_SIZE(frame) - 4)
-            self._has_crcs = True
-        return 0
-
     @property
     def prelude_crc(self):
-        """CRC32 of the first 8 bytes of the frame (as received, for decoded messages)."""
-        self._fill_crcs()
+        """CRC32 of the first 8 bytes of the frame."""
         return self._prelude_crc
 
     @property
     def message_crc(self):
-        """CRC32 of the frame without its last 4 bytes (as received, for decoded messages)."""
-        self._fill_crcs()
+        """CRC32 of the frame without its last 4 bytes."""
         return self._message_crc
 
     def to_bytes(self):
         """The encoded frame; for a decoded message, byte for byte what was received."""
-        cdef bytes raw = self._entry.get_raw()
-        return _frame(<const unsigned char*>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw),
-                      <const unsigned char*>PyBytes_AS_STRING(self._payload),
+        return _frame(self._entry.get_raw(), <const unsigned char*>PyBytes_AS_STRING(self._payload),
                       PyBytes_GET_SIZE(self._payload))
 
     def __eq__(self, other):
@@ -425,8 +318,13 @@ EventStreamMessage.register(Message)
 # --------------------------------------------------------------------------- decoder
 
 
-cdef str _name_at(const unsigned char* p):
-    return PyUnicode_DecodeUTF8(<const char*>p + 1, p[0], NULL)
+cdef bytes _name_bytes(const unsigned char* header):
+    return PyBytes_FromStringAndSize(<const char*>header + 1, header[0])
+
+
+cdef object _duplicate(const unsigned char* header, long long offset):
+    name = PyUnicode_DecodeUTF8(<const char*>header + 1, header[0], NULL)
+    return HeaderError(f"duplicate header name {name!r}", offset=offset)
 
 
 cdef class Decoder:
@@ -442,14 +340,7 @@ cdef class Decoder:
     cdef list _cache
 
     def __cinit__(self):
-        self._buf = NULL
-        self._buf_len = 0
-        self._buf_cap = 0
-        self._frame_total = 0
-        self._offset = 0
-        self._error = None
-        self._last = None
-        self._cache = []
+        self._cache = []  # C fields start at 0/NULL, objects at None
 
     def __dealloc__(self):
         free(self._buf)
@@ -596,7 +487,6 @@ cdef class Decoder:
         )
         message._prelude_crc = prelude_crc
         message._message_crc = expected
-        message._has_crcs = True
         return message
 
     cdef _Entry _lookup(self, const unsigned char* head, Py_ssize_t n):
@@ -666,25 +556,19 @@ cdef class Decoder:
                     error_code = PyUnicode_DecodeUTF8(<const char*>head + pos, size, NULL)
             pos += size
             # Duplicate names: pairwise memcmp for the usual handful, a set beyond that.
-            if seen is None:
+            if count < SMALL_HEADER_COUNT:
                 for i in range(count):
-                    if head[names[i]] == name_len and memcmp(head + names[i] + 1, name + 1, name_len) == 0:
-                        raise HeaderError(
-                            f"duplicate header name {_name_at(name)!r}", offset=offset + start
-                        )
-                if count < SMALL_HEADER_COUNT:
-                    names[count] = start
-                    count += 1
-                else:
-                    seen = {PyBytes_FromStringAndSize(<const char*>head + names[i] + 1, head[names[i]])
-                            for i in range(count)}
-            if seen is not None:
-                key = PyBytes_FromStringAndSize(<const char*>name + 1, name_len)
+                    if memcmp(head + names[i], name, name_len + 1) == 0:  # length byte too
+                        raise _duplicate(name, offset + start)
+                names[count] = start
+            else:
+                if seen is None:
+                    seen = {_name_bytes(head + names[i]) for i in range(count)}
+                key = _name_bytes(name)
                 if key in seen:
-                    raise HeaderError(
-                        f"duplicate header name {_name_at(name)!r}", offset=offset + start
-                    )
+                    raise _duplicate(name, offset + start)
                 seen.add(key)
+            count += 1
         entry = _Entry.__new__(_Entry)
         entry.raw = PyBytes_FromStringAndSize(<const char*>head, n)
         entry.message_type = message_type

@@ -24,7 +24,6 @@ offset. EventStream has no sync marker, so guessing a resync point would only in
 from __future__ import annotations
 
 import struct
-import uuid
 import zlib
 from collections.abc import Mapping
 from typing import Final
@@ -40,7 +39,7 @@ from kiro2api._eventstream_types import (
     HeaderType,
     HeaderValue,
     decode_headers,
-    header_type,
+    pack_value,
     string_fields,
     typed_headers,
 )
@@ -56,13 +55,6 @@ __all__ = ["Decoder", "Message", "encode_message"]
 _PRELUDE: Final = struct.Struct(">III")
 _LENGTHS: Final = struct.Struct(">II")
 _U32: Final = struct.Struct(">I")
-_PACK_INT: Final = {
-    HeaderType.BYTE: struct.Struct(">b"),
-    HeaderType.SHORT: struct.Struct(">h"),
-    HeaderType.INTEGER: struct.Struct(">i"),
-    HeaderType.LONG: struct.Struct(">q"),
-    HeaderType.TIMESTAMP: struct.Struct(">q"),
-}
 #: Distinct header blocks remembered per decoder. Upstream streams use a handful.
 _CACHE_SIZE: Final = 32
 
@@ -96,7 +88,7 @@ class Message:
     _event_type: str | None
     _exception_type: str | None
     _headers: dict[str, HeaderValue]
-    _raw: bytes | None
+    _raw: bytes
     _prelude_crc: int
     _message_crc: int
 
@@ -104,11 +96,12 @@ class Message:
         self, headers: Mapping[str, HeaderValue] | None = None, payload: bytes = b""
     ) -> None:
         self._headers = dict(headers) if headers else {}
-        typed_headers(self._headers)  # reject values that cannot be encoded, now
         self._payload = bytes(payload)
         self._message_type, self._event_type, self._exception_type = string_fields(self._headers)
-        self._raw = None
-        self._prelude_crc = self._message_crc = -1
+        self._raw = _encode_headers(self._headers)  # rejects what cannot be encoded, now
+        frame = self.to_bytes()
+        self._prelude_crc = _U32.unpack_from(frame, 8)[0]
+        self._message_crc = _U32.unpack_from(frame, len(frame) - 4)[0]
 
     @classmethod
     def _decoded(
@@ -150,7 +143,7 @@ class Message:
     @property
     def headers_length(self) -> int:
         """Size of the encoded header block."""
-        return len(self._raw_headers())
+        return len(self._raw)
 
     @property
     def total_length(self) -> int:
@@ -160,25 +153,16 @@ class Message:
     @property
     def prelude_crc(self) -> int:
         """CRC32 of the first 8 bytes of the frame (as received, for decoded messages)."""
-        if self._prelude_crc < 0:
-            self._prelude_crc = _U32.unpack_from(self.to_bytes(), 8)[0]
         return self._prelude_crc
 
     @property
     def message_crc(self) -> int:
         """CRC32 of the frame without its last 4 bytes (as received, for decoded messages)."""
-        if self._message_crc < 0:
-            self._message_crc = _U32.unpack_from(self.to_bytes(), self.total_length - 4)[0]
         return self._message_crc
 
     def to_bytes(self) -> bytes:
         """The encoded frame; for a decoded message, byte for byte what was received."""
-        return _frame(self._raw_headers(), self.payload)
-
-    def _raw_headers(self) -> bytes:
-        if self._raw is None:
-            self._raw = _encode_headers(self._headers)
-        return self._raw
+        return _frame(self._raw, self._payload)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EventStreamMessage):
@@ -205,21 +189,15 @@ def _encode_headers(headers: Mapping[str, HeaderValue]) -> bytes:
         raw_name = name.encode("utf-8")
         if len(raw_name) > MAX_HEADER_NAME_LENGTH:
             raise ValueError(f"header name {name[:40]!r}... is longer than 255 bytes")
-        kind = header_type(value)
+        kind, data = pack_value(value)
         out.append(len(raw_name))
         out += raw_name
         out.append(kind)
         if kind is HeaderType.STRING or kind is HeaderType.BYTE_ARRAY:
-            data = value.encode("utf-8") if isinstance(value, str) else bytes(value)  # type: ignore[arg-type]
             if len(data) > MAX_HEADER_VALUE_LENGTH:
                 raise ValueError(f"value of header {name!r} is longer than 65535 bytes")
             out += len(data).to_bytes(2, "big")
-            out += data
-        elif kind is HeaderType.UUID:
-            assert isinstance(value, uuid.UUID)
-            out += value.bytes
-        elif kind > HeaderType.BOOL_FALSE:
-            out += _PACK_INT[kind].pack(value)
+        out += data
     if len(out) > MAX_HEADERS_LENGTH:
         raise ValueError(f"header block of {len(out)} bytes exceeds {MAX_HEADERS_LENGTH}")
     return bytes(out)

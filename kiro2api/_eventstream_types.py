@@ -41,6 +41,7 @@ __all__ = [
     "Timestamp",
     "decode_headers",
     "header_type",
+    "pack_value",
     "string_fields",
     "typed_headers",
 ]
@@ -186,6 +187,28 @@ def header_type(value: object) -> HeaderType:
     if kind is HeaderType.BOOL_TRUE and value is False:
         return HeaderType.BOOL_FALSE
     return kind
+
+
+def pack_value(value: object) -> tuple[HeaderType, bytes]:
+    """The wire type of a header value and its value bytes.
+
+    Byte arrays and strings come without their u16 length prefix (the caller checks the
+    length and writes it).
+
+    Raises:
+        TypeError: as :func:`header_type`.
+        UnicodeEncodeError: a string with lone surrogates.
+    """
+    kind = header_type(value)
+    if isinstance(value, str):
+        return kind, value.encode("utf-8")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return kind, bytes(value)
+    if isinstance(value, uuid.UUID):
+        return kind, value.bytes
+    if kind <= HeaderType.BOOL_FALSE:
+        return kind, b""
+    return kind, _INTS[kind][1].pack(value)
 
 
 def typed_headers(headers: Mapping[str, object]) -> dict[str, tuple[HeaderType, object]]:
