@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httpx
 import orjson
@@ -267,11 +267,11 @@ class UpstreamClient:
                 response = await self.http.send(request, stream=True)
                 if response.status_code != 200:
                     raise await _status_error(response)
-                chunks = response.aiter_raw()
+                chunks = raw_chunks = _raw_chunks(response)
                 decoder = Decoder()
                 first: list[Message] = []
                 raw: list[bytes] = []
-                async for chunk in chunks:
+                async for chunk in raw_chunks:
                     raw.append(chunk)
                     first = decoder.feed(chunk)
                     if first:
@@ -290,7 +290,7 @@ class UpstreamClient:
         except BaseException:
             await _close_quietly(response, chunks)
             raise
-        stream = UpstreamStream(self, lease, response, decoder, first, chunks)
+        stream = UpstreamStream(self, lease, response, decoder, first, raw_chunks)
         for chunk in raw:
             stream.record_raw(chunk)
         return stream
@@ -309,6 +309,11 @@ class UpstreamClient:
             await trio.to_thread.run_sync(write)
         except OSError as exc:
             log.warning("SAVE_RAW_DATA: cannot write %s: %s", directory / name, exc)
+
+
+def _raw_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
+    # httpx declares an AsyncIterator, but it is a generator, and we must aclose() it.
+    return cast("AsyncGenerator[bytes, None]", response.aiter_raw())
 
 
 def _raise_leading_failure(first: list[Message]) -> None:
@@ -349,7 +354,7 @@ async def _close_quietly(
 async def _status_error(response: httpx.Response) -> Kiro2ApiError:
     """Read a bounded error body and map the status (protocol.md §8.9 with the [REC]s)."""
     body = bytearray()
-    async with aclosing(response.aiter_raw()) as chunks:
+    async with aclosing(_raw_chunks(response)) as chunks:
         async for chunk in chunks:
             body += chunk
             if len(body) > _MAX_ERROR_BODY:
