@@ -219,9 +219,27 @@ def test_only_event_stream_errors_escape_and_splitting_changes_nothing(
         assert len(keys) == 1
 
 
+def _damaged(text: str, where: int, byte: int) -> bytes:
+    raw = bytearray(text.encode("utf-8", "surrogatepass"))
+    if raw:
+        raw[where % len(raw)] = byte
+    return bytes(raw)
+
+
+# Valid UTF-8 from every plane, lone surrogates, and valid text with one byte replaced:
+# random binary alone almost never forms the multi-byte edge cases.
+utf8ish = st.one_of(
+    st.binary(min_size=1, max_size=30),
+    st.text(min_size=1, max_size=10).map(str.encode),
+    st.builds(_damaged, st.text(max_size=10), st.integers(0, 100), st.integers(0, 255)),
+    st.builds(_damaged, st.characters(codec=None), st.integers(0, 3), st.integers(0x80, 0xFF)),
+    st.integers(0xD800, 0xDFFF).map(lambda c: chr(c).encode("utf-8", "surrogatepass")),
+)
+
+
 @SETTINGS
 @given(
-    raw=st.binary(min_size=1, max_size=30),
+    raw=utf8ish,
     kind=st.sampled_from([6, 7]),
     name=st.binary(max_size=8),
 )
