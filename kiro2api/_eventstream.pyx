@@ -318,6 +318,10 @@ EventStreamMessage.register(Message)
 # --------------------------------------------------------------------------- decoder
 
 
+cdef inline bint _same_block(_Entry entry, const unsigned char* head, Py_ssize_t n):
+    return PyBytes_GET_SIZE(entry.raw) == n and memcmp(PyBytes_AS_STRING(entry.raw), head, n) == 0
+
+
 cdef bytes _name_bytes(const unsigned char* header):
     return PyBytes_FromStringAndSize(<const char*>header + 1, header[0])
 
@@ -490,16 +494,12 @@ cdef class Decoder:
         return message
 
     cdef _Entry _lookup(self, const unsigned char* head, Py_ssize_t n):
-        cdef _Entry entry = self._last
-        if entry is not None and PyBytes_GET_SIZE(entry.raw) == n and (
-            memcmp(PyBytes_AS_STRING(entry.raw), head, n) == 0
-        ):
-            return entry
-        for item in self._cache:
-            entry = <_Entry>item
-            if PyBytes_GET_SIZE(entry.raw) == n and memcmp(PyBytes_AS_STRING(entry.raw), head, n) == 0:
-                self._last = entry
-                return entry
+        if self._last is not None and _same_block(self._last, head, n):
+            return self._last
+        for entry in self._cache:
+            if _same_block(<_Entry>entry, head, n):
+                self._last = <_Entry>entry
+                return self._last
         return None
 
     @cython.boundscheck(False)
@@ -536,7 +536,9 @@ cdef class Decoder:
             size = FIXED_SIZES[kind]
             if size < 0:
                 if pos + 2 > n:
-                    raise HeaderError("header value runs past the header block", offset=offset + start)
+                    raise HeaderError(
+                        "header value runs past the header block", offset=offset + start
+                    )
                 size = (head[pos] << 8) | head[pos + 1]
                 pos += 2
             if pos + size > n:
