@@ -118,7 +118,7 @@ async def test_100_concurrent_acquires_make_exactly_one_refresh(
 
 async def test_mixed_social_idc_and_api_key_pool(tmp_path: Path) -> None:
     accounts = (
-        social(email="first.user@example.com"),
+        social(email="first.user@example.com", usage_limit=50.0),
         idc(email="idc.person@corp.example.org"),
         apikey(email="keyholder@example.net"),
     )
@@ -385,3 +385,80 @@ async def test_acquire_times_out_when_the_token_never_comes(tmp_path: Path) -> N
         with pytest.raises(NoAccountAvailableError, match=r"within 0\.3 s"):
             await pool.acquire()
         assert trio.current_time() - start == pytest.approx(0.3, abs=0.15)
+
+
+async def test_requests_never_wait_for_a_refresh_ahead_or_another_account(
+    tmp_path: Path,
+) -> None:
+    slow = social(access_token_ttl=2.0, refresh_faults=("delay seconds=1 times=10",))
+    accounts = (slow, social("spare", SOCIAL2_TOKEN))
+    raw = orjson.dumps([entry(a) for a in accounts]).decode()
+    async with simulator(*accounts) as (sim, url):
+        pool_settings = settings(url, tmp_path, refresh_ahead_fraction=0.25)
+        async with running_pool(raw, pool_settings) as pool:
+            # Account 1 serves while account 0's first refresh is still slow.
+            with trio.fail_after(0.5):
+                assert (await pool.acquire()).index == 1
+            await wait_for(lambda: pool.snapshot()[0].usable)
+            await wait_for(lambda: pool.snapshot()[0].status is AccountState.REFRESHING)
+            # Account 0 is refreshing ahead of expiry, but its current token is still good.
+            with trio.fail_after(0.05):
+                lease = await pool.acquire(prefer=0)
+            assert lease.index == 0
+            assert await _usage_status(url, lease.access_token) == 200
+            assert sim.refresh_count("social") == 1
+
+
+async def test_usage_limits_are_polled_every_interval(tmp_path: Path) -> None:
+    account = social()
+    raw = orjson.dumps([entry(account)]).decode()
+    async with simulator(account) as (sim, url):
+        pool_settings = settings(url, tmp_path, usage_poll_interval=0.2)
+        async with running_pool(raw, pool_settings) as pool:
+            await wait_for(lambda: sim.account("social").usage_calls >= 1)
+            await trio.sleep(0.5)
+            assert 2 <= sim.account("social").usage_calls <= 5
+            limits = pool.snapshot()[0].usage_limits
+            assert limits is not None
+            assert pool.snapshot()[0].remaining_usage == limits.total_limit - limits.current_usage
+
+
+async def test_no_secret_reaches_any_log_record_or_snapshot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    accounts = (
+        social(access_token_ttl=1.0, refresh_faults=("http status=500 times=1",)),
+        idc(access_token_ttl=1.0),
+        apikey(),
+    )
+    path = tmp_path / "accounts.json"
+    path.write_bytes(orjson.dumps([entry(a) for a in accounts]))
+    async with simulator(*accounts) as (sim, url):
+        pool_settings = settings(
+            url, tmp_path / "state", refresh_ahead_fraction=0.5, error_backoff_base=0.01
+        )
+        async with running_pool(str(path), pool_settings) as pool:
+            await wait_for(lambda: all(s.usable for s in pool.snapshot()))
+            for outcome in Outcome:
+                if outcome is not Outcome.QUOTA_EXCEEDED:
+                    lease = await pool.acquire()
+                    pool.release(lease, outcome, retry_after=0.01)
+                    await trio.sleep(0.05)
+            sim.expire_access_tokens()
+            await wait_for(pool.ready)
+            lease = await pool.acquire(prefer=0)
+            await pool.refresh_now(lease)
+            pool.release(lease, Outcome.QUOTA_EXCEEDED)
+            await trio.sleep(1.2)  # a few refresh-ahead rotations
+            snapshot = pool.snapshot_json().decode()
+        secrets = [SOCIAL_TOKEN, IDC_TOKEN, IDC_SECRET, API_KEY]
+        for account_id in ("social", "idc"):
+            state = sim.account(account_id)
+            assert state.refresh_calls >= 2
+            secrets.append(state.refresh_token or "")
+            secrets.extend(state.access_tokens)
+    text = caplog.text + "".join(repr(r.args) for r in caplog.records)
+    for secret in secrets:
+        assert secret not in text
+        assert secret not in snapshot
