@@ -109,6 +109,9 @@ class Account:
         self.refresh_failures = 0
         self.refresh_rejected = False
         self.next_refresh_at = -math.inf
+        #: Lifetime totals for /metrics (``refresh_failures`` above resets on success).
+        self.refresh_successes_total = 0
+        self.refresh_failures_total = 0
         # outcome bookkeeping
         self.cooldown_until = -math.inf
         self.cooldown_wall: float | None = None
@@ -243,6 +246,7 @@ class Account:
         self.expires_wall = time.time() + grant.expires_in
         self.profile_arn = grant.profile_arn or self.profile_arn
         self.token_rejected = False
+        self.refresh_successes_total += 1
         self.refresh_failures = 0
         self.refresh_rejected = False
         self.next_refresh_at = -math.inf
@@ -253,6 +257,7 @@ class Account:
     ) -> float:
         """Record a failed refresh; returns the backoff delay before the next attempt."""
         self.refresh_failures += 1
+        self.refresh_failures_total += 1
         self.refresh_rejected = rejected
         self.last_error = message
         delay = backoff(

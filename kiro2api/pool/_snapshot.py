@@ -58,6 +58,9 @@ class AccountSnapshot:
     cooldown_until: str | None
     last_error: str | None
     requests_served: int
+    #: Token refreshes that succeeded / failed since start (lifetime totals).
+    refresh_successes: int
+    refresh_failures: int
     in_flight: int
     max_concurrency: int | None
     region: str
@@ -96,6 +99,8 @@ def snapshot_account(account: Account, now: float, default_region: str) -> Accou
         cooldown_until=iso(account.cooldown_wall) if cooling else None,
         last_error=account.last_error,
         requests_served=account.served,
+        refresh_successes=account.refresh_successes_total,
+        refresh_failures=account.refresh_failures_total,
         in_flight=account.in_flight,
         max_concurrency=account.config.max_concurrency,
         region=account.config.region or default_region,
