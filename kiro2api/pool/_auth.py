@@ -110,7 +110,7 @@ async def _send(
         response = await client.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
         raise UpstreamTimeoutError(f"{what}: timed out ({type(exc).__name__})") from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise UpstreamConnectionError(
             f"{what}: {type(exc).__name__}: {scrub(str(exc), secrets)}"
         ) from None

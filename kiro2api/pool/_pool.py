@@ -127,6 +127,11 @@ class Lease:
         return self._token
 
     @property
+    def profile_arn(self) -> str | None:
+        """The ``profileArn`` the social refresh returned, if any."""
+        return self._account.profile_arn
+
+    @property
     def released(self) -> bool:
         """Whether :meth:`AccountPool.release` was called."""
         return self._released

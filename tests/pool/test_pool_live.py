@@ -132,6 +132,8 @@ async def test_mixed_social_idc_and_api_key_pool(tmp_path: Path) -> None:
             leases = [await pool.acquire() for _ in range(3)]
             assert [lease.index for lease in leases] == [0, 1, 2]
             assert leases[2].access_token == API_KEY
+            assert leases[0].profile_arn == accounts[0].profile_arn
+            assert leases[1].profile_arn is None
             for lease in leases:
                 assert await _usage_status(url, lease.access_token) == 200
                 pool.release(lease, Outcome.SUCCESS)
@@ -462,3 +464,13 @@ async def test_no_secret_reaches_any_log_record_or_snapshot(
     for secret in secrets:
         assert secret not in text
         assert secret not in snapshot
+
+
+async def test_a_malformed_refresh_url_is_an_account_error_not_a_crash(tmp_path: Path) -> None:
+    raw = orjson.dumps([entry(social()), entry(apikey())]).decode()
+    for bad in ("http://[not-a-host", "ftp://127.0.0.1/x", "http://exa mple:99999/"):
+        async with running_pool(raw, settings(bad, tmp_path)) as pool:
+            await wait_for(lambda: pool.snapshot()[0].status is AccountState.ERROR)
+            assert pool.snapshot()[0].last_error
+            assert pool.snapshot()[0].refresh_failures >= 1
+            assert (await pool.acquire()).index == 1  # the pool keeps serving
