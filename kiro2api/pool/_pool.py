@@ -387,9 +387,11 @@ class AccountPool:
                 return
             with trio.CancelScope(shield=True):
                 # The old refresh token is dead upstream now: save the new one first.
+                problem = None
                 if grant.rotated_refresh_token is not None:
-                    await self._persist(account, grant.rotated_refresh_token)
+                    problem = await self._persist(account, grant.rotated_refresh_token)
                 account.on_refresh_success(grant, trio.current_time())
+                account.last_error = problem
             log.info(
                 "%s: access token refreshed (valid %d s)", account.account_id, grant.expires_in
             )
@@ -398,7 +400,8 @@ class AccountPool:
             event.set()
             self._notify()
 
-    async def _persist(self, account: Account, new_token: str) -> None:
+    async def _persist(self, account: Account, new_token: str) -> str | None:
+        """Save a rotated refresh token; returns a problem description if it could not be."""
         async with self._persist_lock:
             try:
                 account.config = await trio.to_thread.run_sync(
@@ -407,10 +410,10 @@ class AccountPool:
             except (OSError, ConfigError) as exc:
                 # Keep it in memory: dropping it would lose the account for good.
                 account.config = replace(account.config, refresh_token=new_token)
-                account.last_error = (
-                    f"could not save the rotated refresh token: {type(exc).__name__}"
-                )
-                log.error("%s: %s", account.account_id, account.last_error)
+                problem = f"could not save the rotated refresh token: {type(exc).__name__}"
+                log.error("%s: %s", account.account_id, problem)
+                return problem
+        return None
 
     async def _poll_usage(self, account: Account) -> None:
         account.usage_in_flight = True

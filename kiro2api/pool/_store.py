@@ -235,8 +235,8 @@ class CredentialStore:
         path = self.state_file
         try:
             raw = path.read_bytes()
-        except FileNotFoundError:
-            return {}
+        except (FileNotFoundError, NotADirectoryError):
+            return {}  # nothing was ever saved there (writing will report its own problem)
         except OSError as exc:
             raise ConfigError(f"cannot read the state file {path}: {type(exc).__name__}") from None
         try:

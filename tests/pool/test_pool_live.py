@@ -474,3 +474,23 @@ async def test_a_malformed_refresh_url_is_an_account_error_not_a_crash(tmp_path:
             assert pool.snapshot()[0].last_error
             assert pool.snapshot()[0].refresh_failures >= 1
             assert (await pool.acquire()).index == 1  # the pool keeps serving
+
+
+async def test_an_unwritable_state_dir_keeps_the_token_in_memory_and_says_so(
+    tmp_path: Path,
+) -> None:
+    account = social(access_token_ttl=1.0)
+    raw = orjson.dumps([entry(account)]).decode()
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")  # the state dir cannot be created below a file
+    async with simulator(account) as (sim, url):
+        pool_settings = settings(url, blocker / "state", refresh_ahead_fraction=0.5)
+        async with running_pool(raw, pool_settings) as pool:
+            lease = await pool.acquire()
+            assert "could not save the rotated refresh token" in (
+                pool.snapshot()[0].last_error or ""
+            )
+            pool.release(lease, Outcome.SUCCESS)
+            # The next refresh uses the rotated token from memory and works.
+            await wait_for(lambda: sim.refresh_count("social") >= 2)
+            assert pool.ready()
