@@ -271,3 +271,47 @@ async def test_disabled_accounts_are_reported_but_never_used(tmp_path: Path) -> 
     assert snap[1].description == "spare"
     assert all(KEYS[0] not in s.token_preview for s in snap)
     assert [(await pool.acquire()).index for _ in range(3)] == [1, 1, 1]
+
+
+async def test_lease_region_comes_from_the_account_or_the_default(tmp_path: Path) -> None:
+    raw = (
+        f'[{{"auth": "ApiKey", "apiKey": "{KEYS[0]}", "region": "eu-central-1"}},'
+        f' {{"auth": "ApiKey", "apiKey": "{KEYS[1]}"}}]'
+    )
+    pool = AccountPool(
+        load_accounts(raw),
+        PoolSettings(
+            social_refresh_url="x",
+            idc_refresh_url="x",
+            usage_url="x",
+            state_dir=tmp_path,
+            region="us-west-2",
+            selection="round_robin",
+        ),
+        httpx.AsyncClient(),
+        CredentialStore(raw, tmp_path),
+    )
+    assert [(await pool.acquire()).region for _ in range(2)] == ["eu-central-1", "us-west-2"]
+    assert [s.region for s in pool.snapshot()] == ["eu-central-1", "us-west-2"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("selection", "random"),
+        ("refresh_ahead_fraction", 1.5),
+        ("acquire_timeout", 0),
+        ("max_retries", 0),
+    ],
+)
+def test_invalid_pool_settings_are_config_errors(tmp_path: Path, field: str, value: object) -> None:
+    from kiro2api.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=field):
+        PoolSettings(
+            social_refresh_url="x",
+            idc_refresh_url="x",
+            usage_url="x",
+            state_dir=tmp_path,
+            **{field: value},  # type: ignore[arg-type]
+        )
