@@ -329,7 +329,8 @@ async def _send_final(
     send: trio.MemorySendChannel[bytes], data: bytes, ctx: RequestContext
 ) -> None:
     """Best-effort last words: never block long on a client that stopped reading."""
-    with trio.move_on_after(2), trio.CancelScope(shield=True):
+    # Shielded (the producer may be cancelled) but with its own deadline.
+    with trio.CancelScope(shield=True, deadline=trio.current_time() + 2):
         try:
             await send.send(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
