@@ -21,9 +21,9 @@ streams to finish, then aborts the rest with a proper SSE error event.
 from __future__ import annotations
 
 import logging
-from contextlib import aclosing
 import time
 from collections.abc import AsyncIterator, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 

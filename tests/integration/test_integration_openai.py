@@ -109,7 +109,8 @@ async def test_raw_stream_chunks_validate_and_end_with_done(stack: Stack) -> Non
     assert events[-1][1] == "[DONE]"
     chunks = [ChatCompletionChunk.model_validate(data) for _, data in events[:-1]]
     calls = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or []) if c.choices]
-    assert calls[0].id and calls[0].function is not None
+    assert calls[0].id
+    assert calls[0].function is not None
     assert calls[0].function.name == "get_weather"
     arguments = "".join(tc.function.arguments or "" for tc in calls if tc.function)
     assert json.loads(arguments) == {"city": "Paris"}

@@ -103,5 +103,5 @@ async def wait_for(predicate: object, seconds: float = 5.0) -> None:
     assert callable(predicate)
     with trio.fail_after(seconds):
         # Polling on purpose: the tests observe the pool from outside, as an operator would.
-        while not predicate():  # noqa: ASYNC110
+        while not predicate():
             await trio.sleep(0.01)
