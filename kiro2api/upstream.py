@@ -118,6 +118,7 @@ class UpstreamStream:
         self._chunks = chunks
         self._raw: list[bytes] | None = [] if client.settings.save_raw_data else None
         self._closed = False
+        self._opened = time.perf_counter()
         #: The outcome reported to the pool on close; callers may downgrade it.
         self.outcome = Outcome.SUCCESS
         self.account_id = lease.account_id
@@ -161,6 +162,8 @@ class UpstreamStream:
                 await self._chunks.aclose()
                 await self._response.aclose()
             self._client.pool.release(self.lease, self.outcome)
+            if self._client.metrics is not None:
+                self._client.metrics.upstream_latency.observe(time.perf_counter() - self._opened)
             if self._raw is not None:
                 await self._client.save_raw(self._raw)
 
