@@ -152,11 +152,13 @@ def _banner(server: Server, url: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kiro2api`` command."""
-    args = _parser().parse_args(argv)
-    if args.command == "simulate":
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:
+        # Everything after `simulate` belongs to the simulator's own parser (its --help too).
         from kiro2api.simulator.__main__ import main as simulate  # noqa: PLC0415
 
-        return simulate(args.args)
+        return simulate(argv[1:])
+    args = _parser().parse_args(argv)
     if args.command == "config":
         return _config_check()
     try:
