@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     config_commands.add_parser(
         "check",
         help="print the effective configuration (secrets masked); non-zero exit on problems",
+        description="Print the effective configuration (environment, then ./.env) with secrets "
+        "masked, and check the accounts and the model map. Exits 2 with one line per problem.",
     )
     return parser
 
