@@ -29,7 +29,7 @@ from kiro2api.errors import (
 )
 from kiro2api.logs import request_id_var
 
-__all__ = ["install", "json_body", "render_error"]
+__all__ = ["install", "json_body", "json_response", "render_error"]
 
 log = logging.getLogger("kiro2api.app")
 
@@ -40,7 +40,10 @@ _OPENAI_PREFIXES = ("/v1/chat/",)
 _PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/favicon.ico"})
 
 
-def _json(data: object, status: int, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    data: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON response rendered with orjson."""
     return Response(
         orjson.dumps(data), status=status, content_type="application/json", headers=headers
     )
@@ -67,7 +70,7 @@ def render_error(error: Kiro2ApiError, path: str) -> Response:
             "error": {"type": error.error_type, "message": error.message},
             "request_id": request_id_var.get(),
         }
-    return _json(body, error.status_code, headers)
+    return json_response(body, error.status_code, headers)
 
 
 def _client_key() -> str | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from importlib import resources
 
-import orjson
-from quart import Blueprint, Response, current_app
+from quart import Blueprint, Response
 
-from kiro2api.app.state import AppState
+from kiro2api.app.http import json_response
+from kiro2api.app.state import current_state
 from kiro2api.metrics import CONTENT_TYPE
 
 __all__ = ["ops"]
@@ -16,33 +16,24 @@ __all__ = ["ops"]
 ops = Blueprint("ops", __name__)
 
 
-def _state() -> AppState:
-    state: AppState = current_app.config["KIRO2API_STATE"]
-    return state
-
-
-def _json(data: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status=status, content_type="application/json")
-
-
 @ops.get("/healthz")
 async def healthz() -> Response:
     """The process is alive (no upstream calls, no auth)."""
-    state = _state()
-    return _json({"status": "ok", "uptime_s": round(time.time() - state.started_at, 1)})
+    state = current_state()
+    return json_response({"status": "ok", "uptime_s": round(time.time() - state.started_at, 1)})
 
 
 @ops.get("/readyz")
 async def readyz() -> Response:
     """At least one account is usable (503 otherwise, so orchestrators hold traffic)."""
-    state = _state()
+    state = current_state()
     ready = state.pool.ready() and not state.shutting_down
     body = {
         "ready": ready,
         "shutting_down": state.shutting_down,
         "active_streams": state.streams.active,
     }
-    return _json(body, 200 if ready else 503)
+    return json_response(body, 200 if ready else 503)
 
 
 @ops.route("/", methods=["HEAD"])
@@ -54,19 +45,21 @@ async def head_root() -> Response:
 @ops.get("/metrics")
 async def metrics() -> Response:
     """Prometheus text format."""
-    return Response(_state().metrics.render(), status=200, content_type=CONTENT_TYPE)
+    return Response(current_state().metrics.render(), status=200, content_type=CONTENT_TYPE)
 
 
 @ops.get("/api/tokens")
 async def tokens() -> Response:
     """The pool's live account report (admin key required; never calls the upstream)."""
-    return Response(_state().pool.snapshot_json(), status=200, content_type="application/json")
+    return Response(
+        current_state().pool.snapshot_json(), status=200, content_type="application/json"
+    )
 
 
 @ops.post("/api/reload")
 async def reload() -> Response:
     """Re-read the accounts source without dropping in-flight streams."""
-    state = _state()
+    state = current_state()
     await state.pool.reload()
     return Response(state.pool.snapshot_json(), status=200, content_type="application/json")
 

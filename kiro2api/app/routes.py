@@ -11,11 +11,10 @@ import secrets
 import time
 from datetime import UTC, datetime
 
-import orjson
-from quart import Blueprint, Response, current_app, g, request
+from quart import Blueprint, Response, g, request
 
-from kiro2api.app.http import json_body
-from kiro2api.app.state import AppState
+from kiro2api.app.http import json_body, json_response
+from kiro2api.app.state import AppState, current_state
 from kiro2api.app.streaming import RequestContext, ShuttingDownError
 from kiro2api.convert.anthropic_request import parse_anthropic_request, parse_count_tokens_request
 from kiro2api.convert.anthropic_response import AnthropicAggregator
@@ -34,15 +33,6 @@ __all__ = ["api"]
 api = Blueprint("api", __name__)
 
 
-def _state() -> AppState:
-    state: AppState = current_app.config["KIRO2API_STATE"]
-    return state
-
-
-def _json(data: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status=status, content_type="application/json")
-
-
 def _context(route: str) -> RequestContext:
     return RequestContext(
         request_id=g.request_id, method=request.method, path=request.path, route=route
@@ -59,7 +49,7 @@ def _prepare(state: AppState, req: CanonicalRequest, ctx: RequestContext) -> Ups
 
 async def _handle(route: str, kind: str) -> Response:
     """Shared pipeline for both dialects; ``kind`` is ``anthropic`` or ``openai``."""
-    state = _state()
+    state = current_state()
     ctx = _context(route)
     try:
         if state.shutting_down:
@@ -104,7 +94,7 @@ async def _handle(route: str, kind: str) -> Response:
         raise
     finally:
         ctx.log_access(state.metrics)
-    return _json(result)
+    return json_response(result)
 
 
 @api.post("/v1/messages")
@@ -123,14 +113,14 @@ async def chat_completions() -> Response:
 async def count_tokens() -> Response:
     """Anthropic token counting with the fast local estimator (never BPE on the hot path)."""
     req = parse_count_tokens_request(await json_body())
-    return _json({"input_tokens": estimate_input_tokens(req)})
+    return json_response({"input_tokens": estimate_input_tokens(req)})
 
 
 @api.get("/v1/models")
 async def models() -> Response:
     """One list that both the anthropic and the openai SDK parse."""
     entries = []
-    for info in _state().model_map.public_models():
+    for info in current_state().model_map.public_models():
         created_at = datetime.fromtimestamp(info.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         entries.append(
             {
@@ -144,7 +134,7 @@ async def models() -> Response:
                 "context_window": info.context_window,
             }
         )
-    return _json(
+    return json_response(
         {
             "object": "list",
             "data": entries,

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from quart import current_app
+
 if TYPE_CHECKING:
     from kiro2api.app.streaming import StreamRegistry
     from kiro2api.convert.models import ModelMap
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     from kiro2api.settings import Settings
     from kiro2api.upstream import UpstreamClient
 
-__all__ = ["AppState"]
+__all__ = ["AppState", "current_state"]
 
 
 @dataclass(slots=True)
@@ -32,3 +34,9 @@ class AppState:
     started_at: float = field(default_factory=time.time)
     #: Set when the server is draining: new requests are refused with 503.
     shutting_down: bool = False
+
+
+def current_state() -> AppState:
+    """The state of the app handling the current request."""
+    state: AppState = current_app.config["KIRO2API_STATE"]
+    return state
