@@ -12,8 +12,11 @@ simulator reads directives from exactly that text.
 
 from __future__ import annotations
 
+import base64
 import random
 import shutil
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +67,14 @@ def test_plain_answer(claude: Path, tmp_path: Path) -> None:
     assert request["status"] == 200
     current = request["body"]["conversationState"]["currentMessage"]["userInputMessage"]
     assert "e2e-plain-7431" in current["content"]
-    # Claude Code's tools arrive as upstream tool specifications.
+    # Claude Code's tools arrive as upstream tool specifications; its deferred-tool placeholder
+    # is not a tool upstream could call, so it stays behind.
     names = {t["toolSpecification"]["name"] for t in current["userInputMessageContext"]["tools"]}
     assert {"Bash", "Read", "Write"} <= names
+    assert "DeferredToolPlaceholder" not in names
+    # The environment block Claude Code sends as a role "system" message (cwd, platform) is
+    # kept, not dropped.
+    assert str(tmp_path / "work") in user_texts(request["body"])
 
 
 def test_bash_tool_round_trip(claude: Path, tmp_path: Path) -> None:
@@ -152,7 +160,10 @@ def test_auth_styles(claude: Path, tmp_path: Path, auth: str, source: str) -> No
     assert report.runs[1]["rc"] != 0
     assert retried_statuses(report, 1) == [401]
     assert len(report.requests) == 1, report.describe()
-    assert CLIENT_KEY not in orjson.dumps(report.runs[1]).decode()
+    # Neither key shows up in what the CLI printed or in kiro2api's log.
+    for key in (CLIENT_KEY, "sk-wrong-key-000000000000"):
+        assert key not in orjson.dumps(report.runs).decode()
+        assert key not in report.log
 
 
 def retried_statuses(report: Report, run: int = 0) -> list[int]:
@@ -222,8 +233,13 @@ def test_large_write_arrives_intact(claude: Path, tmp_path: Path) -> None:
     answer = report.assert_success()
     assert answer.startswith("Tool said:"), report.describe()
     assert target.read_text("utf-8") == content
-    (result,) = tool_results(report.requests[-1]["body"])
+    second = report.requests[-1]["body"]
+    (result,) = tool_results(second)
     assert result["status"] == "success"
+    # The call Claude Code echoes back in the history carries the whole input too.
+    call = second["conversationState"]["history"][-1]["assistantResponseMessage"]["toolUses"][0]
+    assert call["name"] == "Write"
+    assert call["input"] == {"file_path": str(target), "content": content}
 
 
 def test_tui_tool_round_trip(claude: Path, tmp_path: Path) -> None:
@@ -244,3 +260,38 @@ def test_tui_tool_round_trip(claude: Path, tmp_path: Path) -> None:
     assert [r["status"] for r in report.requests] == [200, 200], report.describe()
     (result,) = tool_results(report.requests[-1]["body"])
     assert result["content"] == [{"text": "e2e-tui-done"}]
+
+
+def png(width: int, height: int) -> bytes:
+    """A valid RGB PNG of one colour."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = b"".join(b"\x00" + b"\x20\x80\xc0" * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_read_image_reaches_upstream_as_image(claude: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "pixel.png").write_bytes(png(8, 8))
+    prompt = f"Look. {sim('tool', name='Read', input={'file_path': str(work / 'pixel.png')})}"
+    report = run_harness(tmp_path, claude, [print_run(prompt)])
+    answer = report.assert_success()
+    assert answer.startswith("Tool said:")
+    # Claude Code sends the image inside the tool result; upstream takes images only on the
+    # user message, so kiro2api moves it there, byte for byte.
+    message = report.requests[-1]["body"]["conversationState"]["currentMessage"]
+    (image,) = message["userInputMessage"]["images"]
+    assert image["format"] == "png"
+    assert base64.b64decode(image["source"]["bytes"]) == (work / "pixel.png").read_bytes()
+    (result,) = tool_results(report.requests[-1]["body"])
+    assert result["status"] == "success"
