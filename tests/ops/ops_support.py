@@ -21,6 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CLIENT_KEY = "sk-ops-client-key-5f1e9c0a7b3d"
 
 
+#: Server processes started by the current test; the conftest kills any left running.
+RUNNING: list[trio.Process] = []
+
+
 def free_port() -> int:
     """A port nobody listens on right now."""
     with socket.socket() as s:
@@ -108,6 +112,7 @@ async def start_server(
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
+    RUNNING.append(process)
     server = ServerProcess(process, f"http://127.0.0.1:{port}", stderr_path)
     path = "/readyz" if wait_ready else "/healthz"
     async with httpx.AsyncClient(base_url=server.url, timeout=2) as client:
