@@ -7,6 +7,7 @@ asserts on the JSON report it writes.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -259,12 +260,12 @@ def run_harness(
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            log.write(f"\n[harness killed after {timeout:.0f} s]\n".encode())
         finally:
-            if proc.poll() is None:
+            # Sweep the whole session: whatever the CLI started (shells, tools) goes too.
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            proc.wait()
             # tmux daemonises out of the session; its socket is reachable from here.
             socket = home / "tmux.sock"
             if socket.exists():
