@@ -71,6 +71,7 @@ def pool_settings(settings: Settings) -> PoolSettings:
         usage_poll_interval=settings.usage_poll_interval,
         acquire_timeout=settings.acquire_timeout,
         max_retries=max(1, settings.max_retries),
+        rate_limit_cooldown=settings.rate_limit_cooldown,
     )
 
 

@@ -80,6 +80,10 @@ class Settings:
     refresh_ahead: float = 0.8  #: KIRO_REFRESH_AHEAD (fraction of token lifetime)
     usage_poll_interval: float = 300.0  #: KIRO_USAGE_POLL_INTERVAL
     acquire_timeout: float = 10.0  #: KIRO_ACQUIRE_TIMEOUT
+    #: KIRO_RATE_LIMIT_COOLDOWN: how long a throttled account rests when the upstream gave no
+    #: Retry-After (it doubles while throttling goes on). Short, so a one-account set-up
+    #: recovers as fast as the client retries.
+    rate_limit_cooldown: float = 5.0
 
     # ----------------------------------------------------------------- conversion
     model_map: str = ""  #: KIRO_MODEL_MAP (JSON object or a file path)
@@ -265,6 +269,9 @@ def load_settings(
             "KIRO_USAGE_POLL_INTERVAL", defaults.usage_poll_interval, minimum=1.0
         ),
         "acquire_timeout": r.number("KIRO_ACQUIRE_TIMEOUT", defaults.acquire_timeout),
+        "rate_limit_cooldown": r.number(
+            "KIRO_RATE_LIMIT_COOLDOWN", defaults.rate_limit_cooldown, minimum=0.1
+        ),
         "model_map": r.string("KIRO_MODEL_MAP", ""),
         "max_tool_description_length": r.integer(
             "MAX_TOOL_DESCRIPTION_LENGTH", defaults.max_tool_description_length, minimum=16
