@@ -38,22 +38,29 @@ TWO_ACCOUNTS = (
     social_account(0, email="alice.smith@example.com"),
     social_account(1, email="bob@corp.example.org", exhausted=True),
 )
+#: Plus one whose refresh token upstream rejects: it never gets usage data, only an error.
+THREE_ACCOUNTS = (*TWO_ACCOUNTS, social_account(2, refresh_faults=("http status=401",)))
 
 
 @pytest.fixture
-async def page(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Page]:
-    executable = find_chromium()
-    async with launch(nursery, executable, tmp_path) as browser:
+def chromium() -> str:
+    # A plain (not trio) fixture, so a skip or a CI failure keeps its reason unwrapped.
+    return find_chromium()
+
+
+@pytest.fixture
+async def page(chromium: str, nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Page]:
+    async with launch(nursery, chromium, tmp_path) as browser:
         yield await browser.new_page()
 
 
 async def wait_for_usage(stack: Stack) -> None:
-    """Wait until the pool has fetched every account's usage (the e-mails come with it)."""
+    """Wait until the pool has fetched the usage (and e-mail) of every account it can use."""
     async with httpx.AsyncClient(base_url=stack.url, headers={"x-api-key": stack.key}) as client:
         with trio.fail_after(10):
             while True:
                 report = (await client.get("/api/tokens")).json()
-                if all(t["user_email"] for t in report["tokens"]):
+                if all(t["user_email"] or t["last_error"] for t in report["tokens"]):
                     return
                 await trio.sleep(0.05)
 
@@ -83,11 +90,11 @@ async def send_message(stack: Stack) -> None:
 async def test_accounts_table_shows_the_pool(
     page: Page, nursery: trio.Nursery, tmp_path: Path
 ) -> None:
-    stack = await start_stack(nursery, tmp_path, accounts=TWO_ACCOUNTS)
+    stack = await start_stack(nursery, tmp_path, accounts=THREE_ACCOUNTS)
     await wait_for_usage(stack)
     await sign_in(page, stack, CLIENT_KEY)
 
-    first, second = await rows(page, 2)
+    first, second, third = await rows(page, 3)
     assert first["status"] == "active"
     assert second["status"] == "exhausted"
     assert first["email"] == "al*******th@*******.com"
@@ -97,11 +104,15 @@ async def test_accounts_table_shows_the_pool(
     assert second["cells"][4].startswith("0")
     assert second["cells"][6].startswith("in "), "the exhausted account shows its cooldown"
     assert first["cells"][6] == "–"
+    assert third["status"] == "invalid"
+    assert third["email"] == "–"
+    assert "HTTP 401" in third["cells"][10], "the last error is shown"
+    assert first["cells"][10] == "–"
 
     totals = await page.evaluate(
         "[...document.querySelectorAll('.totals div')].map((d) => d.innerText.replace('\\n', ': '))"
     )
-    assert "Accounts: 2" in totals
+    assert "Accounts: 3" in totals
     assert "Usable now: 1" in totals
     assert "Credits left: 10,000" in totals
     assert await page.evaluate(MESSAGE_JS) == ""
@@ -109,10 +120,12 @@ async def test_accounts_table_shows_the_pool(
 
     # No secret reaches the page: not the refresh or access tokens, not the key just typed.
     text = await page.evaluate(PAGE_TEXT_JS)
-    secrets = [CLIENT_KEY, *(a.refresh_token or "" for a in TWO_ACCOUNTS)]
+    secrets = [CLIENT_KEY, *(a.refresh_token or "" for a in THREE_ACCOUNTS)]
     for account in ("acct0", "acct1"):
-        secrets.extend(stack.sim.account(account).access_tokens)
-    assert len(secrets) >= 4
+        upstream = stack.sim.account(account)
+        secrets.extend([upstream.refresh_token or "", *upstream.access_tokens])
+    secrets = [secret for secret in secrets if secret]
+    assert len(secrets) >= 8
     for secret in secrets:
         assert secret not in text
     # The key lives in this tab's session storage, never in the address bar.
@@ -211,4 +224,20 @@ async def test_account_text_is_shown_as_text(
     assert await page.evaluate("document.getElementById('injected')") is None
     assert await page.evaluate("document.querySelectorAll('#accounts img').length") == 0
     assert await page.evaluate("document.title") != "pwned"
+    stack.server.stop.set()
+
+
+async def test_reload_button_redraws_from_the_reloaded_pool(
+    page: Page, nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    stack = await start_stack(nursery, tmp_path, accounts=TWO_ACCOUNTS)
+    await sign_in(page, stack, CLIENT_KEY)
+    await rows(page, 2)
+    await page.click("#auto-refresh")  # only the button may redraw the table now
+    await page.evaluate("document.querySelector('#accounts-body tr').dataset.drawn = 'before'")
+    await page.click("#reload-accounts")
+    await page.wait_for("!document.querySelector('#accounts-body tr').dataset.drawn")
+    (first, second) = await rows(page, 2)
+    assert (first["status"], second["status"]) == ("active", "exhausted")
+    assert await page.evaluate(MESSAGE_JS) == ""
     stack.server.stop.set()
