@@ -185,7 +185,7 @@ def _access_token(sim_url: str, verify: str | bool) -> str:
 
 
 def _start_proxy(
-    work: Path, config: ProxyConfig, sim_url: str, ca_file: str | None
+    work: Path, config: ProxyConfig, sim_url: str, ca_file: str | None, profile: Path | None
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     state_dir = work / f"state-{config.name}"
@@ -216,7 +216,15 @@ def _start_proxy(
     if config.no_extensions:
         env["KIRO2API_NO_EXTENSIONS"] = "1"
     log = work / f"proxy-{config.name}.log"
-    proc = _spawn([sys.executable, "-m", "kiro2api", "serve"], env, log)
+    command = [sys.executable, "-m", "kiro2api", "serve"]
+    if profile is not None and profile.suffix == ".pstats":
+        # cProfile: exact CPU per function (tottime), written when the proxy exits on SIGTERM.
+        command[1:1] = ["-m", "cProfile", "-o", str(profile)]
+    elif profile is not None:
+        # pyinstrument samples the proxy's main thread (wall clock, awaits included) and
+        # writes its report when the proxy exits on SIGTERM.
+        command[1:1] = ["-m", "pyinstrument", "-i", "0.0005", "-r", "text", "-o", str(profile)]
+    proc = _spawn(command, env, log)
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
@@ -233,20 +241,24 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
 
 
 @contextlib.contextmanager
-def running_stack(work: Path, config: ProxyConfig, *, proxy: bool = True) -> Iterator[Stack]:
+def running_stack(
+    work: Path, config: ProxyConfig, *, proxy: bool = True, profile: Path | None = None
+) -> Iterator[Stack]:
     """Start the simulator (and the proxy in front of it), stop both on exit.
 
     Args:
         work: A directory for logs, the accounts file and the proxy's state.
         config: Which upstream transport and codec to use.
         proxy: Start the proxy too (direct-only runs leave it out).
+        profile: Run the proxy under a profiler and write its report here: cProfile stats
+            for a ``.pstats`` path, else pyinstrument's text report.
     """
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -256,7 +268,7 @@ def running_stack(work: Path, config: ProxyConfig, *, proxy: bool = True) -> Ite
         proxy_stats: ProcessStats | None = None
         proxy_url = ""
         if proxy:
-            proxy_proc, proxy_url = _start_proxy(work, config, sim_url, ca_file)
+            proxy_proc, proxy_url = _start_proxy(work, config, sim_url, ca_file, profile)
             procs.append(proxy_proc)
             proxy_stats = ProcessStats(psutil.Process(proxy_proc.pid))
         yield Stack(

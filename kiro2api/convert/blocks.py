@@ -82,6 +82,10 @@ class State(enum.Enum):
     #: Finished with an error. Terminal.
     FAILED = "failed"
 
+    # Members are singletons, so identity hashing is consistent with equality; Enum's own
+    # ``__hash__`` is Python code, and every step hashes a (state, input) pair (hot path).
+    __hash__ = object.__hash__
+
 
 class Input(enum.Enum):
     """The primitive steps a response is built from."""
@@ -96,6 +100,8 @@ class Input(enum.Enum):
     CLOSE = "close"
     FINISH = "finish"
     FAIL = "fail"
+
+    __hash__ = object.__hash__  # as State: C-level hashing for the transition table
 
 
 _S = State
@@ -120,6 +126,7 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
 }
 
 _TERMINAL = frozenset({State.DONE, State.FAILED})
+_TEXT = State.TEXT
 _OPEN = frozenset({State.TEXT, State.TOOL})
 
 
@@ -306,10 +313,17 @@ class ResponseMachine:
 
     def _feed(self, events: Iterable[UpstreamEvent]) -> None:
         for event in events:
-            if self.state in _TERMINAL:
+            state = self.state
+            if state in _TERMINAL:
                 return  # the upstream may keep talking after a failure; nothing is sent
             # Ordered by frequency: text and argument fragments are nearly all of a stream.
             if type(event) is TextDelta:
+                if state is _TEXT and event.text:
+                    # The common step, inlined: (TEXT, TEXT) -> TEXT is in the table, so the
+                    # lookup and the bookkeeping of _text() are skipped (same effect).
+                    self._text_parts.append(event.text)
+                    self._on_text(self._block, event.text)
+                    continue
                 self._text(event.text)
             elif type(event) is ToolUseInput:
                 self._tool_input(event.id, event.fragment)
