@@ -337,10 +337,19 @@ def frames_to_events(parser: UpstreamEventParser, messages: list[Message]) -> li
     """Run decoded frames through the event parser (the hot path: no per-frame header dicts)."""
     events: list[UpstreamEvent] = []
     feed = parser.feed
+    text_delta = parser.text_delta
+    append = events.append
     for message in messages:
         # Exception and error frames name their type in :exception-type / :error-code.
         kind = message.exception_type or message.event_type or ""
-        events.extend(feed(message.message_type or "event", kind, message.payload))
+        message_type = message.message_type or "event"
+        if kind == "assistantResponseEvent" and message_type == "event":
+            # Text frames are nearly all of a stream: skip the dispatch and the one-item list.
+            delta = text_delta(message.payload)
+            if delta is not None:
+                append(delta)
+        else:
+            events.extend(feed(message_type, kind, message.payload))
     return events
 
 

@@ -326,7 +326,12 @@ class ResponseMachine:
                     continue
                 self._text(event.text)
             elif type(event) is ToolUseInput:
-                self._tool_input(event.id, event.fragment)
+                tool = self._tool
+                if tool is not None and tool.id == event.id and event.fragment:
+                    # Inlined _tool_input(): an open tool means State.TOOL, and
+                    # (TOOL, TOOL_INPUT) -> TOOL is in the table.
+                    tool.parts.append(event.fragment)
+                    self._on_tool_input(tool, event.fragment)
             elif type(event) is ToolUseStart:
                 self._tool_start(event.id, event.name)
             elif type(event) is ToolUseStop:

@@ -190,13 +190,33 @@ class UpstreamEventParser:
         return []
 
     def _text(self, payload: bytes) -> list[UpstreamEvent]:
-        obj = _unwrap(_loads(payload, "assistantResponseEvent"), "assistantResponseEvent")
-        if obj is None:
-            return []
+        delta = self.text_delta(payload)
+        return [] if delta is None else [delta]
+
+    def text_delta(self, payload: bytes) -> TextDelta | None:
+        """Parse one ``assistantResponseEvent`` payload: what :meth:`feed` does for it.
+
+        Nearly every frame of an answer is one of these, so this is the hot path: it returns
+        the event itself (no list) and inlines the unwrapping.
+
+        Raises:
+            UpstreamProtocolError: The payload is not valid JSON.
+        """
+        try:
+            obj = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamProtocolError(
+                "upstream sent malformed JSON in assistantResponseEvent"
+            ) from exc
+        if type(obj) is not dict:
+            return None
+        inner = obj.get("assistantResponseEvent")
+        if type(inner) is dict:
+            obj = inner
         content = obj.get("content")
-        if isinstance(content, str) and content:
-            return [TextDelta(content)]
-        return []
+        if type(content) is str and content:
+            return TextDelta(content)
+        return None
 
     def _tool(self, payload: bytes) -> list[UpstreamEvent]:
         obj = _unwrap(_loads(payload, "toolUseEvent"), "toolUseEvent")
