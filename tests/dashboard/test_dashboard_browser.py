@@ -154,6 +154,12 @@ async def test_wrong_key_is_rejected_and_asked_again(
     await page.press_enter()
     assert len(await rows(page, 2)) == 2
     assert await page.evaluate(MESSAGE_JS) == ""
+
+    # "Forget key" drops it from the tab and hides the accounts.
+    await page.click("#forget-key")
+    assert "removed" in await page.wait_for(MESSAGE_JS)
+    assert await page.evaluate("sessionStorage.getItem('kiro2api.adminKey')") is None
+    assert await page.evaluate("document.getElementById('report').hidden") is True
     stack.server.stop.set()
 
 
