@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 import orjson
-from quart import Quart, Response, g, request
+from quart import Quart, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from kiro2api.errors import (
@@ -132,6 +132,9 @@ def install(app: Quart, *, client_keys: tuple[str, ...], admin_keys: tuple[str, 
     async def _after(response: Response) -> Response:
         response.headers["x-request-id"] = g.get("request_id", request_id_var.get())
         response.headers["request-id"] = response.headers["x-request-id"]
+        if current_app.config["KIRO2API_STATE"].shutting_down:
+            # Draining: tell keep-alive clients not to send their next request here.
+            response.headers["connection"] = "close"
         response.headers["access-control-allow-origin"] = "*"
         response.headers["access-control-allow-methods"] = "GET, POST, OPTIONS"
         response.headers["access-control-allow-headers"] = (
