@@ -21,12 +21,16 @@ SANDBOX="${PODMAN_SANDBOX:-$ROOT/../shared/tools/podman-sandbox.sh}"
 RUN_ID="k2a-check-$$"
 CLIENT_KEY="sk-check-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 DEMO_REFRESH_TOKEN="aorDEMO-kiro2api-simulator-demo-refresh-token"
-WORK="$(mktemp -d)"
 STARTED=$SECONDS
 
 say()  { printf '[container-check] %s\n' "$*" >&2; }
 fail() { say "FAIL: $*"; exit 1; }
 skip() { say "SKIP: $*"; exit 77; }
+
+# ------------------------------------------------------------------ is podman usable here?
+command -v podman >/dev/null || skip "podman is not installed"
+[ "$(id -u)" = 0 ] || skip "needs root (only rootful podman is set up on this machine)"
+WORK="$(mktemp -d)"
 
 cleanup() {
     set +e
@@ -41,9 +45,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# ------------------------------------------------------------------ is podman usable here?
-command -v podman >/dev/null || skip "podman is not installed"
-[ "$(id -u)" = 0 ] || skip "needs root (only rootful podman is set up on this machine)"
 if [ -x "$SANDBOX" ]; then
     # This machine needs a prepared podman (containers.conf, a local python:3.11-slim).
     "$SANDBOX" setup >/dev/null 2>&1 || skip "podman-sandbox.sh setup failed"
