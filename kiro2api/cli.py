@@ -14,7 +14,7 @@ import trio
 from kiro2api import __version__
 from kiro2api.errors import ConfigError
 from kiro2api.logs import configure_logging
-from kiro2api.settings import Settings, load_settings, mask_secret
+from kiro2api.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from kiro2api.server import Server
@@ -136,20 +136,21 @@ async def _serve(settings: Settings) -> None:
 def _banner(server: Server, url: str) -> None:
     settings = server.settings
     log.info("kiro2api %s listening on %s", __version__, url)
-    if settings.demo:
-        key = settings.client_tokens[0]
-        log.warning("DEMO MODE: the upstream is the built-in simulator; answers are not real")
-        print(
-            "\nkiro2api demo is running; the upstream is SIMULATED. Try it with:\n"
-            f"  export ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY={key}\n"
-            f"  curl -s {url}/v1/messages -H 'x-api-key: {key}' "
-            "-H 'content-type: application/json' "
-            '-d \'{"model":"claude-sonnet-4-5","max_tokens":100,'
-            '"messages":[{"role":"user","content":"Hello"}]}\'\n'
-            f"  (the key is shown once here; it is logged as {mask_secret(key)})\n",
-            file=sys.stderr,
-            flush=True,
-        )
+    if not settings.demo:
+        return
+    log.warning("DEMO MODE: the upstream is the built-in simulator; answers are not real")
+    # Only a key made up for this run is printed; a configured key stays out of every output.
+    key = server.generated_key or "<your KIRO_CLIENT_TOKEN>"
+    print(
+        "\nkiro2api demo is running; the upstream is SIMULATED. Try it with:\n"
+        f"  export ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY={key}\n"
+        f"  curl -s {url}/v1/messages -H 'x-api-key: {key}' "
+        "-H 'content-type: application/json' "
+        '-d \'{"model":"claude-sonnet-4-5","max_tokens":100,'
+        '"messages":[{"role":"user","content":"Hello"}]}\'\n',
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -86,6 +86,8 @@ class Server:
     base_url: str = ""
     #: Demo mode: the in-process simulator (for tests and the banner).
     simulator: object | None = None
+    #: Demo mode without KIRO_CLIENT_TOKEN: the key made up for this run (shown once).
+    generated_key: str | None = None
 
     async def _start_demo(self, nursery: trio.Nursery) -> Settings:
         from kiro2api.simulator import (  # noqa: PLC0415  (demo mode only)
@@ -98,6 +100,8 @@ class Server:
         url: str = await nursery.start(simulator.serve)
         self.simulator = simulator
         s = self.settings
+        if not s.client_tokens:
+            self.generated_key = f"sk-demo-{secrets.token_hex(8)}"
         return replace(
             s,
             api_url=f"{url}/generateAssistantResponse",
@@ -108,7 +112,7 @@ class Server:
             or orjson.dumps(
                 [{"auth": "Social", "refreshToken": DEMO_REFRESH_TOKEN, "description": "demo"}]
             ).decode(),
-            client_tokens=s.client_tokens or (f"sk-demo-{secrets.token_hex(8)}",),
+            client_tokens=s.client_tokens or (str(self.generated_key),),
             admin_tokens=s.admin_tokens or s.client_tokens,
         )
 

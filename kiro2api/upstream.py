@@ -162,6 +162,7 @@ class UpstreamStream:
                 await self._chunks.aclose()
                 await self._response.aclose()
             self._client.pool.release(self.lease, self.outcome)
+            log.debug("upstream stream closed: %s, outcome %s", self.account_id, self.outcome.name)
             if self._client.metrics is not None:
                 self._client.metrics.upstream_latency.observe(time.perf_counter() - self._opened)
             if self._raw is not None:
@@ -261,6 +262,7 @@ class UpstreamClient:
         headers["amz-sdk-invocation-id"] = str(uuid.uuid4())
         headers["x-request-id"] = request_id
         request = self.http.build_request("POST", url, content=body, headers=headers)
+        log.debug("POST %s (%d bytes) with %s", url, len(body), lease.account_id)
         started = time.perf_counter()
         timeout = self.settings.first_byte_timeout
         response: httpx.Response | None = None

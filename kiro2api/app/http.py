@@ -132,8 +132,9 @@ def install(app: Quart, *, client_keys: tuple[str, ...], admin_keys: tuple[str, 
     async def _after(response: Response) -> Response:
         response.headers["x-request-id"] = g.get("request_id", request_id_var.get())
         response.headers["request-id"] = response.headers["x-request-id"]
-        if current_app.config["KIRO2API_STATE"].shutting_down:
-            # Draining: tell keep-alive clients not to send their next request here.
+        if current_app.config["KIRO2API_STATE"].shutting_down or response.status_code >= 400:
+            # Draining: keep-alive clients should not send their next request here. Refusals:
+            # a body we did not read would otherwise stall the connection's next request.
             response.headers["connection"] = "close"
         response.headers["access-control-allow-origin"] = "*"
         response.headers["access-control-allow-methods"] = "GET, POST, OPTIONS"

@@ -214,6 +214,7 @@ class StreamRegistry:
             raise
         finally:
             await stream.aclose()
+        ctx.ttfb = time.perf_counter() - ctx.started  # non-streaming: the whole body is first
         _usage(aggregator, ctx)
         usage = result.get("usage")
         if isinstance(usage, dict):
