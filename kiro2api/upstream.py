@@ -183,6 +183,10 @@ class UpstreamClient:
         self.pool = pool
         self.http = http
         self.metrics = metrics
+        # URL -> (parsed URL, merged default headers, extensions): see _build_request.
+        self._prepared: dict[
+            str, tuple[httpx.URL, list[tuple[bytes, bytes]], dict[str, object]]
+        ] = {}
 
     async def connect(self, body: bytes, *, request_id: str) -> UpstreamStream:
         """Send ``body`` and return the stream once its first frame is decoded.
@@ -255,14 +259,39 @@ class UpstreamClient:
         assert last_error is not None
         raise last_error
 
-    async def _attempt(self, lease: Lease, body: bytes, request_id: str) -> UpstreamStream:
+    def _build_request(self, lease: Lease, body: bytes, request_id: str) -> httpx.Request:
+        """The upstream request, built without ``AsyncClient.build_request``.
+
+        ``build_request`` re-parses the URL and re-merges the client's default headers on every
+        call (about 60 µs, a measurable share of a short request). The result here is the same
+        request: the parsed URL and the merged header list are computed once per URL, and only
+        the per-request headers are appended. With cookies in the client's jar (the upstream
+        sets none) the general path is used, so nothing is lost.
+        """
         url = self.settings.upstream_url(self.settings.api_url, lease.region)
-        headers = dict(_BASE_HEADERS)
-        headers["authorization"] = f"Bearer {lease.access_token}"
-        headers["amz-sdk-invocation-id"] = str(uuid.uuid4())
-        headers["x-request-id"] = request_id
-        request = self.http.build_request("POST", url, content=body, headers=headers)
-        log.debug("POST %s (%d bytes) with %s", url, len(body), lease.account_id)
+        extra = {
+            "authorization": f"Bearer {lease.access_token}",
+            "amz-sdk-invocation-id": str(uuid.uuid4()),
+            "x-request-id": request_id,
+        }
+        if self.http.cookies:
+            return self.http.build_request(
+                "POST", url, content=body, headers={**_BASE_HEADERS, **extra}
+            )
+        prepared = self._prepared.get(url)
+        if prepared is None:
+            template = self.http.build_request("POST", url, headers=_BASE_HEADERS)
+            raw = [(k, v) for k, v in template.headers.raw if k.lower() != b"content-length"]
+            prepared = self._prepared[url] = (template.url, raw, dict(template.extensions))
+        parsed, raw, extensions = prepared
+        headers = raw + [(k.encode(), v.encode()) for k, v in extra.items()]
+        return httpx.Request(
+            "POST", parsed, content=body, headers=headers, extensions=dict(extensions)
+        )
+
+    async def _attempt(self, lease: Lease, body: bytes, request_id: str) -> UpstreamStream:
+        request = self._build_request(lease, body, request_id)
+        log.debug("POST %s (%d bytes) with %s", request.url, len(body), lease.account_id)
         started = time.perf_counter()
         timeout = self.settings.first_byte_timeout
         response: httpx.Response | None = None
