@@ -151,6 +151,12 @@ def _verdict(spec: RequestSpec, status: int, tail: bytes) -> tuple[bool, str]:
     return ok, "" if ok else f"HTTP {status}: {tail[-300:].decode('utf-8', 'replace')}"
 
 
+class _StaleConnection(Exception):
+    def __init__(self, started: float) -> None:
+        super().__init__("connection closed before the answer")
+        self.started = started
+
+
 class HttpxClient(LoadClient):
     """httpx: for TLS and HTTP/2 (the simulator's ``--tls`` mode)."""
 
@@ -162,12 +168,29 @@ class HttpxClient(LoadClient):
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             trust_env=False,
         )
+        #: Requests retried because the server closed their connection before answering.
+        self.stale_retries = 0
 
     async def aclose(self) -> None:
         await self.http.aclose()
 
     async def fetch(
         self, spec: RequestSpec, on_first: Callable[[], None] | None = None
+    ) -> tuple[Sample, str]:
+        try:
+            return await self._fetch(spec, on_first)
+        except _StaleConnection:
+            # The server ended the HTTP/2 connection (GOAWAY) under this request before any
+            # answer byte: it was not processed, so a client retries it on a new connection.
+            self.stale_retries += 1
+        try:
+            return await self._fetch(spec, on_first)
+        except _StaleConnection as exc:
+            elapsed = time.perf_counter() - exc.started
+            return Sample(elapsed, elapsed, False, 0), f"{type(exc.__cause__).__name__}: {exc}"
+
+    async def _fetch(
+        self, spec: RequestSpec, on_first: Callable[[], None] | None
     ) -> tuple[Sample, str]:
         started = time.perf_counter()
         ttfb = 0.0
@@ -185,6 +208,11 @@ class HttpxClient(LoadClient):
                     size += len(chunk)
                     tail = (tail + chunk)[-_TAIL:]
                 status = response.status_code
+        except (httpx.RemoteProtocolError, httpx.WriteError) as exc:
+            if size:
+                elapsed = time.perf_counter() - started
+                return Sample(ttfb, elapsed, False, size), f"{type(exc).__name__}: {exc}"
+            raise _StaleConnection(started) from exc
         except (httpx.HTTPError, OSError) as exc:
             elapsed = time.perf_counter() - started
             return Sample(ttfb or elapsed, elapsed, False, size), f"{type(exc).__name__}: {exc}"

@@ -8,7 +8,6 @@ ratios from one run are comparable; absolute numbers move with the neighbours' l
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -174,8 +173,8 @@ def _streams_table(report: dict[str, Any]) -> list[str]:
         return []
     lines = [
         "| config | target | streams | open at once | errors | RSS idle MiB | RSS all open MiB "
-        "| RSS per stream KiB | TTFB p50 ms | TTFB p99 ms | CPU s total |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| RSS per stream KiB | TTFB p50 ms | TTFB p99 ms | CPU s total | accept-queue drops |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         server = "proxy" if r["target"] == "proxy" else "simulator"
@@ -185,7 +184,8 @@ def _streams_table(report: dict[str, Any]) -> list[str]:
             f"| {_fmt(r.get('rss_all_open_mib'))} "
             f"| {_fmt(r.get('rss_per_stream_kib'))} | {_fmt(r['ttfb_ms']['p50'], 2)} "
             f"| {_fmt(r['ttfb_ms']['p99'], 2)} "
-            f"| {_fmt(r['server_cpu_s_per_req'] * r['requests'], 2)} |"
+            f"| {_fmt(r['server_cpu_s_per_req'] * r['requests'], 2)} "
+            f"| {r.get('listen_overflows', '–')} |"
         )
     return lines
 
@@ -335,7 +335,7 @@ def write_outputs(report: dict[str, Any], out: Path, *, update_readme: bool) -> 
     report["targets"] = targets(report)
     out.mkdir(parents=True, exist_ok=True)
     prefix = "quick" if report["quick"] else "latest"
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    stamp = report["started"].replace("-", "").replace(":", "").rstrip("Z")
     data = orjson.dumps(report, option=orjson.OPT_INDENT_2)
     paths = [out / f"{prefix}.json", out / f"{prefix}.md", out / f"{prefix}.png"]
     paths[0].write_bytes(data)

@@ -67,7 +67,6 @@ def main() -> int:
             stats = pstats.Stats(str(report), stream=out)
             stats.sort_stats("tottime").print_stats(args.lines)
             stats.sort_stats("cumulative").print_stats(args.lines)
-        report.unlink()
         report = text
     lines = report.read_text().splitlines()
     print("\n".join(lines[: args.lines + 20]))
