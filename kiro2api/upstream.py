@@ -289,6 +289,24 @@ class UpstreamClient:
             "POST", parsed, content=body, headers=headers, extensions=dict(extensions)
         )
 
+    async def _send(
+        self, request: httpx.Request, lease: Lease, body: bytes, request_id: str
+    ) -> httpx.Response:
+        """Send, retrying once at once when a pooled connection turns out to be dead.
+
+        An HTTP/2 upstream ends a connection with GOAWAY after some number of requests (the
+        simulator's hypercorn after 1,000), and a keep-alive HTTP/1.1 connection can be closed
+        just as it is reused. Requests already written to such a connection fail before any
+        response byte, and the upstream did not process them, so one immediate retry (on a new
+        connection) is safe. Without it, one GOAWAY failed every request in flight at once and
+        the failover policy cooled down the only account. A second failure is a real one.
+        """
+        try:
+            return await self.http.send(request, stream=True)
+        except (httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError) as exc:
+            log.info("upstream connection closed under a request (%s); retrying once", exc)
+        return await self.http.send(self._build_request(lease, body, request_id), stream=True)
+
     async def _attempt(self, lease: Lease, body: bytes, request_id: str) -> UpstreamStream:
         request = self._build_request(lease, body, request_id)
         log.debug("POST %s (%d bytes) with %s", request.url, len(body), lease.account_id)
@@ -298,7 +316,7 @@ class UpstreamClient:
         chunks: AsyncGenerator[bytes, None] | None = None
         try:
             with trio.fail_after(timeout):
-                response = await self.http.send(request, stream=True)
+                response = await self._send(request, lease, body, request_id)
                 if response.status_code != 200:
                     raise await _status_error(response)
                 chunks = raw_chunks = _raw_chunks(response)
