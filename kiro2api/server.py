@@ -159,6 +159,9 @@ class Server:
                 # then a few seconds to deliver their final error event.
                 config.graceful_timeout = settings.shutdown_grace + 5
                 config.keep_alive_timeout = 75
+                # Bursts of new connections (Claude Code's parallel count_tokens, load tests)
+                # must wait in the kernel's queue, not be dropped: hypercorn's default is 100.
+                config.backlog = 2048
                 config.accesslog = None
                 config.errorlog = logging.getLogger("hypercorn.error")
                 config.h11_max_incomplete_size = 64 * 1024

@@ -15,8 +15,8 @@ Outcome policy (the caller reports one outcome per upstream attempt):
                           2nd in a row: INVALID for ``invalid_cooldown``
 ``QUOTA_EXCEEDED``        EXHAUSTED until the usage limits' reset date (default 1 hour)
 ``RATE_LIMITED``          cooling down for ``retry_after`` (or a growing default)
-``SERVER_ERROR``,         cooling down, exponential backoff with jitter per account
-``CONNECTION_ERROR``
+``SERVER_ERROR``,         from the 2nd in a row: cooling down, exponential backoff with
+``CONNECTION_ERROR``      jitter per account (the 1st only moves that request on)
 ``CLIENT_CANCELLED``      no penalty; counts as served (upstream may have charged it)
 ========================  =============================================================
 """
@@ -354,6 +354,13 @@ class Account:
                 seconds = backoff(self.rate_streak, p.rate_limit_cooldown, p.max_retry_after, rng)
             self._cool(now, seconds, AccountState.COOLING_DOWN)
         else:  # SERVER_ERROR, CONNECTION_ERROR
+            # These are rarely the account's fault (an upstream hiccup, a connection closed by a
+            # GOAWAY), and the failing request has already moved on to another account. Parking
+            # the account at the first one turned a single dropped HTTP/2 connection into 503s
+            # for every request of a one-account pool, so the backoff starts with a streak.
             self.error_streak += 1
-            seconds = backoff(self.error_streak, p.error_backoff_base, p.error_backoff_max, rng)
-            self._cool(now, seconds, AccountState.COOLING_DOWN)
+            if self.error_streak >= 2:
+                seconds = backoff(
+                    self.error_streak - 1, p.error_backoff_base, p.error_backoff_max, rng
+                )
+                self._cool(now, seconds, AccountState.COOLING_DOWN)
