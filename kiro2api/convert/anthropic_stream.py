@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 
 import orjson
 
-from kiro2api.convert.blocks import Input, ResponseMachine, State, ToolCall
+from kiro2api.convert.blocks import Input, SSEMachine, State, ToolCall
 from kiro2api.convert.events import UpstreamEvent
 from kiro2api.convert.sse import ANTHROPIC_PING, anthropic_error_body, anthropic_frame
 from kiro2api.errors import Kiro2ApiError
@@ -60,7 +60,7 @@ def anthropic_usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
     }
 
 
-class AnthropicStreamTranslator(ResponseMachine):
+class AnthropicStreamTranslator(SSEMachine):
     """Translate one upstream response into Anthropic SSE bytes.
 
     Every public method returns the bytes to write to the client (possibly ``b""``). Call
@@ -85,7 +85,7 @@ class AnthropicStreamTranslator(ResponseMachine):
         error: The error sent to the client, if any.
     """
 
-    __slots__ = ("_json_delta", "_out", "_text_delta", "message_id", "model")
+    __slots__ = ("_json_delta", "_text_delta", "message_id", "model")
 
     def __init__(
         self,
@@ -101,7 +101,6 @@ class AnthropicStreamTranslator(ResponseMachine):
         )
         self.model = model
         self.message_id = message_id
-        self._out: list[bytes] = []
         self._text_delta = b""
         self._json_delta = b""
 
@@ -151,19 +150,7 @@ class AnthropicStreamTranslator(ResponseMachine):
         self._finish()
         return self._flush()
 
-    def fail(self, error: Kiro2ApiError) -> bytes:
-        """Close open blocks, then an ``error`` event; nothing is produced afterwards."""
-        if self.finished:
-            return b""
-        self._fail(error)
-        return self._flush()
-
     # ------------------------------------------------------------------ rendering
-
-    def _flush(self) -> bytes:
-        out = b"".join(self._out)
-        self._out.clear()
-        return out
 
     def _on_start(self) -> None:
         message: dict[str, object] = {

@@ -478,3 +478,33 @@ class BlockCollector(ResponseMachine):
 
     def _on_tool_stop(self, tool: ToolCall) -> None:
         self.blocks.append(tool)
+
+
+class SSEMachine(ResponseMachine):
+    """A :class:`ResponseMachine` whose hooks queue SSE bytes that each public call drains.
+
+    The Anthropic and OpenAI stream translators share this: their ``_on_*`` hooks append frames
+    to ``_out``, and every public method returns what the step produced.
+    """
+
+    __slots__ = ("_out",)
+
+    def __init__(
+        self, *, input_tokens: int, context_window: int, tool_names: Mapping[str, str]
+    ) -> None:
+        super().__init__(
+            input_tokens=input_tokens, context_window=context_window, tool_names=tool_names
+        )
+        self._out: list[bytes] = []
+
+    def fail(self, error: Kiro2ApiError) -> bytes:
+        """Close open blocks, then the dialect's error frame; nothing is produced afterwards."""
+        if self.finished:
+            return b""
+        self._fail(error)
+        return self._flush()
+
+    def _flush(self) -> bytes:
+        out = b"".join(self._out)
+        self._out.clear()
+        return out

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 
 import orjson
 
-from kiro2api.convert.blocks import ResponseMachine, State, ToolCall
+from kiro2api.convert.blocks import SSEMachine, State, ToolCall
 from kiro2api.convert.events import UpstreamEvent
 from kiro2api.convert.sse import OPENAI_DONE, OPENAI_KEEPALIVE, openai_error_body, openai_frame
 from kiro2api.errors import Kiro2ApiError
@@ -50,7 +50,7 @@ def openai_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-class OpenAIStreamTranslator(ResponseMachine):
+class OpenAIStreamTranslator(SSEMachine):
     """Translate one upstream response into OpenAI ``chat.completion.chunk`` SSE bytes.
 
     Every public method returns bytes to write to the client (possibly ``b""``). The first
@@ -69,7 +69,7 @@ class OpenAIStreamTranslator(ResponseMachine):
         include_usage: Send the usage chunk (``stream_options.include_usage``).
     """
 
-    __slots__ = ("_head", "_out", "completion_id", "created", "include_usage", "model")
+    __slots__ = ("_head", "completion_id", "created", "include_usage", "model")
 
     def __init__(
         self,
@@ -89,7 +89,6 @@ class OpenAIStreamTranslator(ResponseMachine):
         self.completion_id = completion_id
         self.created = created
         self.include_usage = include_usage
-        self._out: list[bytes] = []
         self._head = b"".join(
             (
                 b'data: {"id":',
@@ -143,19 +142,7 @@ class OpenAIStreamTranslator(ResponseMachine):
         self._finish()
         return self._flush()
 
-    def fail(self, error: Kiro2ApiError) -> bytes:
-        """An error chunk and ``[DONE]``; nothing is produced afterwards."""
-        if self.finished:
-            return b""
-        self._fail(error)
-        return self._flush()
-
     # ------------------------------------------------------------------ rendering
-
-    def _flush(self) -> bytes:
-        out = b"".join(self._out)
-        self._out.clear()
-        return out
 
     def _on_start(self) -> None:
         self._out += (self._head, b'{"role":"assistant","content":""}', _CHUNK_END)
