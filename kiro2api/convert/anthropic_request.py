@@ -193,6 +193,8 @@ def _parse_block(raw: object, role: str, param: str) -> Block | None:
     kind = _block_type(block, param)
     if kind in _DROPPED_BLOCK_TYPES:
         return None
+    if kind == "document" and role == "user":
+        return _parse_document(block, param)
     allowed = _ALLOWED_BLOCKS[role]
     if kind not in allowed:
         known = _ALLOWED_BLOCKS["user"] | _ALLOWED_BLOCKS["assistant"]
@@ -213,6 +215,34 @@ def _parse_block(raw: object, role: str, param: str) -> Block | None:
     if kind == "tool_use":
         return _parse_tool_use(block, param)
     return _parse_tool_result(block, param)
+
+
+def _parse_document(block: JSONObject, param: str) -> TextBlock:
+    """A document block as text: the upstream takes only text and images.
+
+    Plain-text documents (``source.type`` ``text`` or ``content``) keep their text. Others (a
+    PDF a client read, say) become a short notice instead of a 400: clients resend the whole
+    history every turn, so refusing one would break every later turn of the conversation.
+    """
+    source = req_object(block.get("source"), f"{param}.source")
+    title = opt_str(block.get("title"), f"{param}.title")
+    kind = req_str(source.get("type"), f"{param}.source.type", non_empty=True)
+    if kind == "text":
+        return TextBlock(req_str(source.get("data"), f"{param}.source.data"))
+    items = source.get("content")
+    if kind == "content" and isinstance(items, list):
+        texts = [
+            item["text"]
+            for item in items
+            if isinstance(item, dict) and isinstance(item.get("text"), str)
+        ]
+        return TextBlock("\n".join(texts))
+    media_type = source.get("media_type")
+    what = f"document {title!r}" if title else "a document"
+    kind_text = media_type if isinstance(media_type, str) else kind
+    return TextBlock(
+        f"[{what} ({kind_text}) was left out: the upstream accepts only text and images]"
+    )
 
 
 def _parse_image(block: JSONObject, param: str) -> ImageBlock:
@@ -279,9 +309,11 @@ def _parse_tool_result_part(raw: object, param: str) -> ToolResultPart:
     if kind == "tool_reference":
         name = req_str(block.get("tool_name"), f"{param}.tool_name", non_empty=True)
         return ToolReferenceBlock(name)
+    if kind == "document":
+        return _parse_document(block, param)
     raise RequestError(
         f"{param}.type: unsupported tool result content type {kind!r}; "
-        "supported: image, text, tool_reference",
+        "supported: document, image, text, tool_reference",
         param=f"{param}.type",
     )
 

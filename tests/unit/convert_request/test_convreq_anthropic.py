@@ -157,8 +157,12 @@ BAD_CASES: list[tuple[object, str]] = [
         "messages[0].content[0].text",
     ),
     (
-        base(messages=[{"role": "user", "content": [{"type": "document", "source": {}}]}]),
+        base(messages=[{"role": "user", "content": [{"type": "hologram", "source": {}}]}]),
         "messages[0].content[0].type",
+    ),
+    (
+        base(messages=[{"role": "user", "content": [{"type": "document", "source": {}}]}]),
+        "messages[0].content[0].source.type",
     ),
     (
         base(
@@ -217,7 +221,7 @@ BAD_CASES: list[tuple[object, str]] = [
                         {
                             "type": "tool_result",
                             "tool_use_id": "a",
-                            "content": [{"type": "document"}],
+                            "content": [{"type": "hologram"}],
                         }
                     ],
                 }
@@ -312,7 +316,37 @@ def test_bad_input_is_a_400_naming_the_field(body: object, param: str) -> None:
 def test_unknown_block_message_lists_supported_types() -> None:
     with pytest.raises(RequestError) as info:
         parse_anthropic_request(
-            base(messages=[{"role": "user", "content": [{"type": "document", "source": {}}]}])
+            base(messages=[{"role": "user", "content": [{"type": "hologram", "source": {}}]}])
         )
-    assert "'document'" in info.value.message
+    assert "'hologram'" in info.value.message
     assert "image, text, tool_result" in info.value.message
+
+
+def test_documents_become_text_instead_of_a_400() -> None:
+    # Clients resend history every turn: a refused document would break every later turn.
+    pdf = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}
+    req = parse_anthropic_request(
+        base(
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "document", "source": {"type": "text", "data": "plain notes"}},
+                        {"type": "document", "title": "spec", "source": pdf},
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t1",
+                            "content": [{"type": "document", "source": pdf}],
+                        },
+                    ],
+                }
+            ]
+        )
+    )
+    blocks = req.turns[0].blocks
+    assert blocks[0] == TextBlock("plain notes")
+    assert isinstance(blocks[1], TextBlock)
+    assert "document 'spec' (application/pdf) was left out" in blocks[1].text
+    result = blocks[2]
+    assert isinstance(result, ToolResultBlock)
+    assert "application/pdf" in result.content[0].text  # type: ignore[union-attr]
