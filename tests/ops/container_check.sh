@@ -159,10 +159,13 @@ podman stop -t 20 "$RUN_ID" >/dev/null 2>&1
 code="$(podman inspect -f '{{.State.ExitCode}}' "$RUN_ID")"
 [ "$code" = 0 ] || { podman logs "$RUN_ID" 2>&1 | tail -20 >&2; fail "exit code after SIGTERM: $code"; }
 [ $((SECONDS - t0)) -lt 10 ] || fail "podman stop took $((SECONDS - t0)) s (SIGTERM ignored?)"
-# conmon may still be writing the last lines when `podman stop` returns on a busy machine.
+# Read the whole log before grepping: `podman logs | grep -q` under pipefail fails at random
+# (grep exits at the first match, podman gets SIGPIPE). conmon may also still be writing the
+# last lines when `podman stop` returns on a busy machine, hence the retries.
 graceful=""
 for _ in 1 2 3 4 5 6 7 8 9 10; do
-    if podman logs "$RUN_ID" 2>&1 | grep -q "shutting down gracefully"; then graceful=1; break; fi
+    logs="$(podman logs "$RUN_ID" 2>&1 || true)"
+    if grep -q "shutting down gracefully" <<<"$logs"; then graceful=1; break; fi
     sleep 1
 done
 [ -n "$graceful" ] || { podman logs "$RUN_ID" 2>&1 | tail -15 >&2; fail "no graceful shutdown in the log"; }
