@@ -20,7 +20,6 @@ streams to finish, then aborts the rest with a proper SSE error event.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -45,10 +44,6 @@ log = logging.getLogger("kiro2api.stream")
 #: Chunks queued between the producer and the socket writer. Small: back-pressure reaches the
 #: upstream read quickly when the client is slow, so memory per stream stays bounded.
 _CHANNEL_DEPTH = 32
-
-#: First-generation threshold of the garbage collector while serving (CPython's default is
-#: 700): above one upstream read's worth of decoded frames and their events.
-_GC_THRESHOLD = 20_000
 
 SSE_HEADERS = {
     "content-type": "text/event-stream; charset=utf-8",
@@ -163,13 +158,8 @@ class StreamRegistry:
         self._entries: set[_Entry] = set()
 
     def attach(self, nursery: trio.Nursery) -> None:
-        """Give the registry the nursery its producers run in (the server owns it).
-
-        This is also the moment the server has built everything it keeps for its lifetime,
-        so the garbage collector is tuned here (see :func:`_tune_gc`).
-        """
+        """Give the registry the nursery its producers run in (the server owns it)."""
         self._nursery = nursery
-        _tune_gc()
 
     @property
     def active(self) -> int:
@@ -345,24 +335,6 @@ class StreamRegistry:
         with trio.move_on_after(5):
             for entry in remaining:
                 await entry.done.wait()
-
-
-def _tune_gc() -> None:
-    """Keep the cyclic garbage collector off the streaming hot path.
-
-    A long answer allocates a few container objects per upstream event (decoded frames,
-    events, parsed payloads) that die within their batch. With the default thresholds the
-    young generations fill several times per request, survivors of in-flight batches are
-    promoted, and every few requests a full collection walks the whole heap (the imported
-    framework included, ~40 ms each): together about a tenth of the proxy's CPU on a 5,000-event
-    stream. Freezing what exists at start-up (modules, the app, the routes: it lives until
-    exit) takes it out of every collection, and a larger first threshold lets a batch's
-    objects die before a collection would promote them.
-    """
-    gc.collect()
-    gc.freeze()
-    threshold, *older = gc.get_threshold()
-    gc.set_threshold(max(threshold, _GC_THRESHOLD), *older)
 
 
 async def _send_final(
