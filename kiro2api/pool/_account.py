@@ -15,8 +15,9 @@ Outcome policy (the caller reports one outcome per upstream attempt):
                           2nd in a row: INVALID for ``invalid_cooldown``
 ``QUOTA_EXCEEDED``        EXHAUSTED until the usage limits' reset date (default 1 hour)
 ``RATE_LIMITED``          cooling down for ``retry_after`` (or a growing default)
-``SERVER_ERROR``,         from the 2nd in a row: cooling down, exponential backoff with
-``CONNECTION_ERROR``      jitter per account (the 1st only moves that request on)
+``SERVER_ERROR``          from the 2nd in a row: cooling down, exponential backoff with
+                          jitter per account (the 1st only moves that request on)
+``CONNECTION_ERROR``      no cooldown: the route to the upstream is shared by every account
 ``CLIENT_CANCELLED``      no penalty; counts as served (upstream may have charged it)
 ========================  =============================================================
 """
@@ -359,7 +360,9 @@ class Account:
             # the account at the first one turned a single dropped HTTP/2 connection into 503s
             # for every request of a one-account pool, so the backoff starts with a streak.
             self.error_streak += 1
-            if self.error_streak >= 2:
+            # A connection failure says nothing about the account (every account shares the
+            # route to the upstream): it never parks one. Server errors do from the second on.
+            if outcome is Outcome.SERVER_ERROR and self.error_streak >= 2:
                 seconds = backoff(
                     self.error_streak - 1, p.error_backoff_base, p.error_backoff_max, rng
                 )

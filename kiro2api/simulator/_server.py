@@ -70,6 +70,11 @@ class Simulator:
         hc.accesslog = None
         hc.errorlog = logging.getLogger("kiro2api.simulator.hypercorn")
         hc.graceful_timeout = 1.0
+        # hypercorn closes a connection after 1,000 requests by default and, over HTTP/2, resets
+        # the streams still open on it; the real upstream drains connections gracefully, so the
+        # simulator must not make load tests measure hypercorn's recycling instead.
+        hc.keep_alive_max_requests = 1_000_000
+        hc.backlog = 2048
         tls_dir: str | None = None
         try:
             if self.ca is not None:

@@ -137,18 +137,22 @@ async def test_server_errors_back_off_exponentially_and_success_resets(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     pool = _pool(tmp_path, n=1, error_backoff_base=1.0, error_backoff_max=8.0)
-    # A single failure does not park the account: it is rarely the account's fault.
-    pool.release(await pool.acquire(), Outcome.CONNECTION_ERROR)
+    # A dropped connection never parks the account, and a single 5xx does not either.
+    for _ in range(5):
+        pool.release(await pool.acquire(), Outcome.CONNECTION_ERROR)
+        assert pool.ready()
+    pool.release(await pool.acquire(), Outcome.SUCCESS)
+    pool.release(await pool.acquire(), Outcome.SERVER_ERROR)
     assert pool.ready()
     waits = []
-    for outcome in [Outcome.SERVER_ERROR, Outcome.CONNECTION_ERROR] * 3:
-        pool.release(await pool.acquire(), outcome)
+    for _ in range(6):
+        pool.release(await pool.acquire(), Outcome.SERVER_ERROR)
         with pytest.raises(NoAccountAvailableError) as info:
             await pool.acquire()
         assert info.value.retry_after is not None
         waits.append(info.value.retry_after)
         await trio.sleep(info.value.retry_after)
-    # From the second failure in a row: 1, 2, 4, 8, 8, 8 seconds, each jittered to 50-100%
+    # From the second 5xx in a row: 1, 2, 4, 8, 8, 8 seconds, each jittered to 50-100%
     # (floored at 1 s for the hint).
     for wait, full in zip(waits, [1, 2, 4, 8, 8, 8], strict=True):
         assert max(full / 2, 1.0) <= wait <= full
