@@ -43,14 +43,6 @@ def test_environment_variable_selects_the_twin() -> None:
     assert _run(code, KIRO2API_NO_EXTENSIONS="1") == "py kiro2api._eventstream_py"
 
 
-def test_codec_imports_no_io_framework() -> None:
-    code = (
-        "import sys, kiro2api.eventstream; "
-        "print(sorted({'trio', 'quart', 'hypercorn', 'h2', 'httpx', 'socket'} & set(sys.modules)))"
-    )
-    assert _run(code) == "[]"
-
-
 def _stub_api() -> dict[str, set[str]]:
     tree = ast.parse((ROOT / "kiro2api" / "_eventstream.pyi").read_text())
     api: dict[str, set[str]] = {}

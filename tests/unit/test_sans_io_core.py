@@ -1,4 +1,7 @@
-"""The request-side converter imports no I/O library and documents every public name."""
+"""The sans-IO core imports no I/O library and documents every public name.
+
+One list covers the whole core: the codec, the error hierarchy and every converter module.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,10 @@ import sys
 import pytest
 
 MODULES = [
+    "kiro2api.errors",
+    "kiro2api.eventstream",
+    # request side
+    "kiro2api.convert",
     "kiro2api.convert.canonical",
     "kiro2api.convert.anthropic_request",
     "kiro2api.convert.openai_request",
@@ -21,7 +28,17 @@ MODULES = [
     "kiro2api.convert.images",
     "kiro2api.convert.request_tokens",
     "kiro2api.convert.ids",
+    # response side
+    "kiro2api.convert.estimate",
+    "kiro2api.convert.events",
+    "kiro2api.convert.sse",
+    "kiro2api.convert.blocks",
+    "kiro2api.convert.anthropic_stream",
+    "kiro2api.convert.anthropic_response",
+    "kiro2api.convert.openai_stream",
+    "kiro2api.convert.openai_response",
 ]
+
 IO_LIBRARIES = {"trio", "quart", "quart_trio", "hypercorn", "h2", "httpx", "socket", "asyncio"}
 
 
@@ -36,7 +53,7 @@ def test_no_io_library_is_imported() -> None:
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_public_names_are_documented(name: str) -> None:
+def test_public_names_import_and_are_documented(name: str) -> None:
     module = importlib.import_module(name)
     assert module.__doc__
     for attr in module.__all__:
