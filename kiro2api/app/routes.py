@@ -10,12 +10,13 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import UTC, datetime
+from typing import TypedDict
 
 from quart import Blueprint, Response, g, request
 
 from kiro2api.app.http import json_body, json_response
 from kiro2api.app.state import AppState, current_state
-from kiro2api.app.streaming import RequestContext, ShuttingDownError
+from kiro2api.app.streaming import Aggregator, RequestContext, ShuttingDownError
 from kiro2api.convert.anthropic_request import parse_anthropic_request, parse_count_tokens_request
 from kiro2api.convert.anthropic_response import AnthropicAggregator
 from kiro2api.convert.anthropic_stream import AnthropicStreamTranslator
@@ -47,6 +48,15 @@ def _prepare(state: AppState, req: CanonicalRequest, ctx: RequestContext) -> Ups
     )
 
 
+class _Shared(TypedDict):
+    """Constructor arguments every translator and aggregator takes."""
+
+    model: str
+    input_tokens: int
+    context_window: int
+    tool_names: dict[str, str]
+
+
 async def _handle(route: str, kind: str) -> Response:
     """Shared pipeline for both dialects; ``kind`` is ``anthropic`` or ``openai``."""
     state = current_state()
@@ -62,20 +72,21 @@ async def _handle(route: str, kind: str) -> Response:
         ctx.status, ctx.error = error.status_code, error.message
         ctx.log_access(state.metrics)
         raise
-    common = {
-        "model": req.model,
-        "input_tokens": prepared.input_tokens,
-        "context_window": prepared.context_window,
-        "tool_names": prepared.tool_names,
-    }
+    common = _Shared(
+        model=req.model,
+        input_tokens=prepared.input_tokens,
+        context_window=prepared.context_window,
+        tool_names=prepared.tool_names,
+    )
+    aggregator: Aggregator
     if kind == "anthropic":
         message_id = f"msg_{secrets.token_hex(12)}"
         if req.stream:
-            anthropic_stream = AnthropicStreamTranslator(message_id=message_id, **common)  # type: ignore[arg-type]
+            anthropic_stream = AnthropicStreamTranslator(message_id=message_id, **common)
             return await state.streams.respond(
                 stream, anthropic_stream, anthropic_stream.message_start(), ctx
             )
-        aggregator = AnthropicAggregator(message_id=message_id, **common)  # type: ignore[arg-type]
+        aggregator = AnthropicAggregator(message_id=message_id, **common)
     else:
         completion_id, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
         if req.stream:
@@ -83,10 +94,10 @@ async def _handle(route: str, kind: str) -> Response:
                 completion_id=completion_id,
                 created=created,
                 include_usage=req.include_usage,
-                **common,  # type: ignore[arg-type]
+                **common,
             )
             return await state.streams.respond(stream, openai_stream, b"", ctx)
-        aggregator = OpenAIAggregator(completion_id=completion_id, created=created, **common)  # type: ignore[arg-type,assignment]
+        aggregator = OpenAIAggregator(completion_id=completion_id, created=created, **common)
     try:
         result = await state.streams.collect(stream, aggregator, ctx)
     except Kiro2ApiError as error:

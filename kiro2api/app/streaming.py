@@ -37,7 +37,13 @@ from kiro2api.metrics import Metrics
 from kiro2api.pool import Outcome
 from kiro2api.upstream import UpstreamStream, frames_to_events
 
-__all__ = ["RequestContext", "ShuttingDownError", "StreamRegistry", "StreamTranslator"]
+__all__ = [
+    "Aggregator",
+    "RequestContext",
+    "ShuttingDownError",
+    "StreamRegistry",
+    "StreamTranslator",
+]
 
 log = logging.getLogger("kiro2api.stream")
 
@@ -60,16 +66,27 @@ class ShuttingDownError(UpstreamError):
     openai_code = "server_shutting_down"
 
 
-class StreamTranslator(Protocol):
+class _Usage(Protocol):
+    """Token counts every translator and aggregator reports (for the access log)."""
+
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+
+
+class StreamTranslator(_Usage, Protocol):
     """What the producer needs from the Anthropic and OpenAI stream translators."""
 
+    @property
+    def finished(self) -> bool: ...
     def feed(self, events: Iterable[UpstreamEvent]) -> bytes: ...
     def finish(self) -> bytes: ...
     def fail(self, error: Kiro2ApiError) -> bytes: ...
     def ping(self) -> bytes: ...
 
 
-class Aggregator(Protocol):
+class Aggregator(_Usage, Protocol):
     """What non-streaming requests need from the aggregators."""
 
     def feed(self, events: Iterable[UpstreamEvent]) -> None: ...
@@ -133,11 +150,6 @@ class RequestContext:
             metrics.tokens.labels("output").inc(self.output_tokens)
             if self.ttfb is not None:
                 metrics.client_ttfb.observe(self.ttfb)
-
-
-def _usage(translator: object, ctx: RequestContext) -> None:
-    ctx.input_tokens = int(getattr(translator, "input_tokens", 0) or 0)
-    ctx.output_tokens = int(getattr(translator, "output_tokens", 0) or 0)
 
 
 @dataclass(slots=True, eq=False)  # identity-hashed: entries live in a set
@@ -215,13 +227,7 @@ class StreamRegistry:
         finally:
             await stream.aclose()
         ctx.ttfb = time.perf_counter() - ctx.started  # non-streaming: the whole body is first
-        _usage(aggregator, ctx)
-        usage = result.get("usage")
-        if isinstance(usage, dict):
-            ctx.input_tokens = int(usage.get("input_tokens", usage.get("prompt_tokens", 0)) or 0)
-            ctx.output_tokens = int(
-                usage.get("output_tokens", usage.get("completion_tokens", 0)) or 0
-            )
+        ctx.input_tokens, ctx.output_tokens = aggregator.input_tokens, aggregator.output_tokens
         return result
 
     async def _produce(
@@ -270,7 +276,7 @@ class StreamRegistry:
                         if first:
                             out, first = preamble + out, False
                         await emit(out)
-                        if getattr(translator, "finished", False):
+                        if translator.finished:
                             break
             await emit(translator.finish())
             nursery.cancel_scope.cancel()
@@ -314,7 +320,7 @@ class StreamRegistry:
         finally:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
-            _usage(translator, ctx)
+            ctx.input_tokens, ctx.output_tokens = translator.input_tokens, translator.output_tokens
             self._entries.discard(entry)
             self.metrics.active_streams.dec()
             entry.done.set()
