@@ -7,11 +7,14 @@ live snapshot at scrape time, so ``/metrics``, ``/api/tokens`` and the endpoints
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from kiro2api.pool import AccountSnapshot
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -23,7 +26,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 class _PoolCollector(Collector):
     """Reads account states at scrape time from a snapshot function."""
 
-    def __init__(self, snapshot: Callable[[], Iterable[Any]]) -> None:
+    def __init__(self, snapshot: Callable[[], Iterable[AccountSnapshot]]) -> None:
         self._snapshot = snapshot
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -44,11 +47,11 @@ class _PoolCollector(Collector):
             "kiro2api_account_in_flight", "Requests in flight per account", labels=["account"]
         )
         for account in self._snapshot():
-            label = str(getattr(account, "index", "?"))
-            states.add_metric([label, str(getattr(account, "status", "unknown"))], 1.0)
-            refresh_ok.add_metric([label], float(getattr(account, "refresh_successes", 0)))
-            refresh_failed.add_metric([label], float(getattr(account, "refresh_failures", 0)))
-            in_flight.add_metric([label], float(getattr(account, "in_flight", 0)))
+            label = str(account.index)
+            states.add_metric([label, str(account.status)], 1.0)
+            refresh_ok.add_metric([label], float(account.refresh_successes))
+            refresh_failed.add_metric([label], float(account.refresh_failures))
+            in_flight.add_metric([label], float(account.in_flight))
         yield states
         yield refresh_ok
         yield refresh_failed
@@ -94,7 +97,7 @@ class Metrics:
         )
         self.tokens = Counter("kiro2api_tokens", "Tokens by direction", ["direction"], registry=r)
 
-    def watch_pool(self, snapshot: Callable[[], Iterable[Any]]) -> None:
+    def watch_pool(self, snapshot: Callable[[], Iterable[AccountSnapshot]]) -> None:
         """Export account states read from ``snapshot()`` at scrape time."""
         self.registry.register(_PoolCollector(snapshot))
 
