@@ -109,6 +109,7 @@ class UpstreamStream:
         decoder: Decoder,
         first: list[Message],
         chunks: AsyncGenerator[bytes, None],
+        first_chunks: list[bytes],
     ) -> None:
         self._client = client
         self.lease = lease
@@ -116,16 +117,13 @@ class UpstreamStream:
         self._decoder = decoder
         self._first: list[Message] | None = first
         self._chunks = chunks
-        self._raw: list[bytes] | None = [] if client.settings.save_raw_data else None
+        #: SAVE_RAW_DATA: every upstream byte, starting with what connect() already read.
+        self._raw = first_chunks if client.settings.save_raw_data else None
         self._closed = False
         self._opened = time.perf_counter()
         #: The outcome reported to the pool on close; callers may downgrade it.
         self.outcome = Outcome.SUCCESS
         self.account_id = lease.account_id
-
-    def record_raw(self, chunk: bytes) -> None:
-        if self._raw is not None:
-            self._raw.append(chunk)
 
     async def batches(self) -> AsyncGenerator[list[Message], None]:
         """Yield the decoded frames, one list per network read (the first read's included)."""
@@ -147,7 +145,8 @@ class UpstreamStream:
                 ) from None
             except httpx.HTTPError as exc:
                 raise _map_transport_error(exc) from exc
-            self.record_raw(chunk)
+            if self._raw is not None:
+                self._raw.append(chunk)
             messages = self._decoder.feed(chunk)
             if messages:
                 yield messages
@@ -342,10 +341,7 @@ class UpstreamClient:
         except BaseException:
             await _close_quietly(response, chunks)
             raise
-        stream = UpstreamStream(self, lease, response, decoder, first, raw_chunks)
-        for chunk in raw:
-            stream.record_raw(chunk)
-        return stream
+        return UpstreamStream(self, lease, response, decoder, first, raw_chunks, raw)
 
     async def save_raw(self, chunks: list[bytes]) -> None:
         """``SAVE_RAW_DATA``: keep the raw EventStream bytes of one request for bug reports."""
